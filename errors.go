@@ -1,0 +1,91 @@
+package strata
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// The sentinel errors. Match them with errors.Is; stores wrap them (see the
+// package documentation's Errors section).
+var (
+	// ErrNotFound: the key is absent or has expired.
+	ErrNotFound = errors.New("strata: not found")
+	// ErrClosed: the store, snapshot or lease was closed.
+	ErrClosed = errors.New("strata: closed")
+	// ErrInvalidKey: the key is empty or longer than MaxKeyLen.
+	ErrInvalidKey = errors.New("strata: invalid key")
+	// ErrInvalidTTL: the TTL is negative and not NoExpiry.
+	ErrInvalidTTL = errors.New("strata: invalid ttl")
+	// ErrValueTooLarge: the value exceeds the store's MaxValueSize.
+	ErrValueTooLarge = errors.New("strata: value too large")
+	// ErrUnsupported: the store lacks a capability and no fallback exists.
+	ErrUnsupported = errors.New("strata: unsupported")
+	// ErrUnavailable: the backend could not be reached; nothing was applied.
+	ErrUnavailable = errors.New("strata: backend unavailable")
+	// ErrIndeterminate: the request may have been applied; its outcome is
+	// unknown (for example, a timeout after the command was sent).
+	ErrIndeterminate = errors.New("strata: outcome unknown")
+	// ErrCorrupt: stored or checkpointed data failed validation.
+	ErrCorrupt = errors.New("strata: corrupt data")
+)
+
+// maxErrorKey bounds how much of a key an error message shows.
+const maxErrorKey = 64
+
+// OpError describes a failed operation. Stores wrap backend failures and
+// rejected input in exactly one OpError; Err stays reachable through
+// errors.Is and errors.As.
+type OpError struct {
+	Op      string // operation, such as "get" or "put_many"
+	Backend string // store kind, such as "redis"
+	Key     []byte // the key involved, if one; shortened in messages
+	Err     error  // the cause
+}
+
+// Error formats the error as "backend op key: cause", quoting at most
+// 64 bytes of the key.
+func (e *OpError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Backend)
+	if e.Backend != "" {
+		b.WriteByte(' ')
+	}
+	b.WriteString(e.Op)
+	if len(e.Key) > 0 {
+		b.WriteByte(' ')
+		b.WriteString(QuoteKey(e.Key))
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// QuoteKey returns key as a quoted Go string, shortened to 64 bytes with
+// the full length noted, for messages and logs.
+func QuoteKey(key []byte) string {
+	if len(key) <= maxErrorKey {
+		return strconv.Quote(string(key))
+	}
+	// strconv.Quote escapes a UTF-8 sequence split by the cut as \x bytes.
+	return strconv.Quote(string(key[:maxErrorKey])) + "…(" + strconv.Itoa(len(key)) + " bytes)"
+}
+
+// NewOpError wraps err in an *OpError unless err is nil, is already an
+// *OpError, or is one that callers match as is: ErrNotFound, ErrClosed and
+// context errors stay unwrapped, so a miss costs no allocation.
+func NewOpError(op, backend string, key []byte, err error) error {
+	if err == nil || err == ErrNotFound || err == ErrClosed || isContextErr(err) {
+		return err
+	}
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return &OpError{Op: op, Backend: backend, Key: append([]byte(nil), key...), Err: err}
+}

@@ -1,0 +1,102 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// ErrInvalidConfig: a URL or configuration value is malformed or out of
+// range. The message names the field and what it accepts.
+var ErrInvalidConfig = errors.New("strata: invalid configuration")
+
+// Opener opens a store from a parsed URL. Store packages register theirs
+// with [Register] in an init function.
+type Opener func(ctx context.Context, u *url.URL) (Store, error)
+
+var openers struct {
+	sync.RWMutex
+	m map[string]Opener
+}
+
+// Register makes a store kind available to [Open] under the URL scheme. It
+// panics if scheme is empty or already registered, as database/sql.Register
+// does: both are programming errors found at init.
+func Register(scheme string, open Opener) {
+	openers.Lock()
+	defer openers.Unlock()
+	if scheme == "" || open == nil {
+		panic("strata: Register with an empty scheme or nil opener")
+	}
+	if _, dup := openers.m[scheme]; dup {
+		panic("strata: Register called twice for scheme " + scheme)
+	}
+	if openers.m == nil {
+		openers.m = make(map[string]Opener)
+	}
+	openers.m[scheme] = open
+}
+
+// Schemes returns the registered URL schemes, sorted.
+func Schemes() []string {
+	openers.RLock()
+	defer openers.RUnlock()
+	out := make([]string, 0, len(openers.m))
+	for s := range openers.m {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Open opens the store that rawURL names, such as "mem://",
+// "pebble:///var/lib/app/state" or "redis://host:6379/0?prefix=app:". The
+// store package must be linked in (import it, or
+// github.com/strata-kv/strata/stores/all for every built-in kind).
+//
+// Errors match ErrInvalidConfig for a malformed URL, an unknown scheme or a
+// bad parameter; passwords never appear in them.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, RedactURL(rawURL), urlErrReason(rawURL, err))
+	}
+	scheme := strings.ToLower(u.Scheme)
+	openers.RLock()
+	open := openers.m[scheme]
+	openers.RUnlock()
+	if open == nil {
+		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
+			ErrInvalidConfig, u.Redacted(), u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	return open(ctx, u)
+}
+
+// RedactURL returns rawURL with any password replaced by "xxxxx". A string
+// that does not parse as a URL is reduced to its scheme, since it may hold a
+// secret in a form the parser does not recognize.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if i := strings.Index(rawURL, "://"); i > 0 {
+			return rawURL[:i] + "://(unparsable)"
+		}
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// urlErrReason returns the reason of a url.Parse error without the URL
+// itself. The parser quotes the offending part, which may be a password, so
+// a URL with user information gets only a generic reason.
+func urlErrReason(rawURL string, err error) string {
+	var ue *url.Error
+	if strings.Contains(rawURL, "@") || !errors.As(err, &ue) {
+		return "malformed URL"
+	}
+	return ue.Err.Error()
+}

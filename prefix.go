@@ -1,0 +1,232 @@
+package strata
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync/atomic"
+	"time"
+)
+
+// WithPrefix returns a view of s in which every key is stored under prefix
+// (the namespacing of a key_prefix setting): Put(k) writes prefix+k, Keys
+// lists only keys under prefix, with prefix removed. Keys may be at most
+// MaxKeyLen-len(prefix) bytes long.
+//
+// The view implements every capability interface. Where s has the
+// capability, the view forwards to it, so batches stay batches and atomic
+// operations stay atomic; where s lacks it, the view behaves as the package
+// helper does (a loop, or ErrUnsupported). Keys are validated before the
+// prefix is added.
+//
+// Closing the view does not close s: several views may share one store, and
+// its owner closes it. After Close, the view's methods fail with ErrClosed.
+func WithPrefix(s Store, prefix []byte) Store {
+	return &prefixStore{s: s, prefix: append([]byte(nil), prefix...)}
+}
+
+type prefixStore struct {
+	s      Store
+	prefix []byte
+	closed atomic.Bool
+}
+
+var (
+	_ Batcher       = (*prefixStore)(nil)
+	_ Atomic        = (*prefixStore)(nil)
+	_ Expirer       = (*prefixStore)(nil)
+	_ Snapshotter   = (*prefixStore)(nil)
+	_ Pinger        = (*prefixStore)(nil)
+	_ StatsReporter = (*prefixStore)(nil)
+)
+
+// key checks k and returns prefix+k in a new slice.
+func (p *prefixStore) key(op string, k []byte) ([]byte, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := CheckKey(k); err != nil {
+		return nil, NewOpError(op, "prefix", k, err)
+	}
+	if limit := MaxKeyLen - len(p.prefix); len(k) > limit {
+		return nil, NewOpError(op, "prefix", k, fmt.Errorf("%w: %d bytes, limit %d under a %d-byte prefix", ErrInvalidKey, len(k), limit, len(p.prefix)))
+	}
+	full := make([]byte, len(p.prefix)+len(k))
+	copy(full, p.prefix)
+	copy(full[len(p.prefix):], k)
+	return full, nil
+}
+
+func (p *prefixStore) keys(op string, ks [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(ks))
+	for i, k := range ks {
+		full, err := p.key(op, k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = full
+	}
+	return out, nil
+}
+
+func (p *prefixStore) Get(ctx context.Context, key []byte) ([]byte, error) {
+	k, err := p.key("get", key)
+	if err != nil {
+		return nil, err
+	}
+	return p.s.Get(ctx, k)
+}
+
+func (p *prefixStore) Put(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	k, err := p.key("put", key)
+	if err != nil {
+		return err
+	}
+	return p.s.Put(ctx, k, value, ttl)
+}
+
+func (p *prefixStore) Delete(ctx context.Context, key []byte) error {
+	k, err := p.key("delete", key)
+	if err != nil {
+		return err
+	}
+	return p.s.Delete(ctx, k)
+}
+
+func (p *prefixStore) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		if p.closed.Load() {
+			yield(nil, ErrClosed)
+			return
+		}
+		full := append(append([]byte(nil), p.prefix...), prefix...)
+		for k, err := range p.s.Keys(ctx, full) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(k[len(p.prefix):], nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close marks the view closed; it does not close the underlying store.
+func (p *prefixStore) Close() error {
+	p.closed.Store(true)
+	return nil
+}
+
+func (p *prefixStore) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	ks, err := p.keys("get_many", keys)
+	if err != nil {
+		return nil, err
+	}
+	return GetMany(ctx, p.s, ks)
+}
+
+func (p *prefixStore) PutMany(ctx context.Context, entries []Entry) error {
+	es := make([]Entry, len(entries))
+	for i, e := range entries {
+		k, err := p.key("put_many", e.Key)
+		if err != nil {
+			return err
+		}
+		es[i] = Entry{Key: k, Value: e.Value, TTL: e.TTL}
+	}
+	return PutMany(ctx, p.s, es)
+}
+
+func (p *prefixStore) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
+	ks, err := p.keys("delete_many", keys)
+	if err != nil {
+		return 0, err
+	}
+	return DeleteMany(ctx, p.s, ks)
+}
+
+func (p *prefixStore) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Duration) (bool, error) {
+	k, err := p.key("put_if_absent", key)
+	if err != nil {
+		return false, err
+	}
+	return PutIfAbsent(ctx, p.s, k, value, ttl)
+}
+
+func (p *prefixStore) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
+	k, err := p.key("get_and_delete", key)
+	if err != nil {
+		return nil, err
+	}
+	return GetAndDelete(ctx, p.s, k)
+}
+
+func (p *prefixStore) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl time.Duration) (bool, error) {
+	k, err := p.key("compare_and_swap", key)
+	if err != nil {
+		return false, err
+	}
+	return CompareAndSwap(ctx, p.s, k, old, new, ttl)
+}
+
+func (p *prefixStore) TTL(ctx context.Context, key []byte) (time.Duration, error) {
+	k, err := p.key("ttl", key)
+	if err != nil {
+		return 0, err
+	}
+	return TTL(ctx, p.s, k)
+}
+
+func (p *prefixStore) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duration, error) {
+	k, err := p.key("get_with_ttl", key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return GetWithTTL(ctx, p.s, k)
+}
+
+func (p *prefixStore) Snapshot(ctx context.Context) (Snapshot, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	sn, err := SnapshotOf(ctx, p.s)
+	if err != nil {
+		return nil, err
+	}
+	return &prefixSnapshot{sn: sn, prefix: p.prefix}, nil
+}
+
+func (p *prefixStore) Ping(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return Ping(ctx, p.s)
+}
+
+// Stats returns the underlying store's stats (all views of it share them).
+func (p *prefixStore) Stats() Stats {
+	st, _ := StatsOf(p.s)
+	return st
+}
+
+type prefixSnapshot struct {
+	sn     Snapshot
+	prefix []byte
+}
+
+func (ps *prefixSnapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		full := append(append([]byte(nil), ps.prefix...), prefix...)
+		for e, err := range ps.sn.Entries(ctx, full) {
+			if err == nil {
+				e.Key = e.Key[len(ps.prefix):]
+			}
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (ps *prefixSnapshot) Close() error { return ps.sn.Close() }

@@ -1,0 +1,143 @@
+package strata
+
+import (
+	"context"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Codec turns values of type T into bytes and back.
+type Codec[T any] interface {
+	// Append appends the encoding of v to dst and returns the extended slice.
+	Append(dst []byte, v T) ([]byte, error)
+	// Decode parses data, which it must not retain.
+	Decode(data []byte) (T, error)
+}
+
+// JSON is a [Codec] for any type encoding/json handles.
+type JSON[T any] struct{}
+
+// Append appends the JSON encoding of v to dst.
+func (JSON[T]) Append(dst []byte, v T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// Decode parses JSON; malformed input fails with an error matching
+// ErrCorrupt.
+func (JSON[T]) Decode(data []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("%w: json: %w", ErrCorrupt, err)
+	}
+	return v, nil
+}
+
+// BinaryMarshaler is the constraint of [Binary]: a pointer to T that appends
+// T's binary form and parses it back.
+type BinaryMarshaler[T any] interface {
+	*T
+	encoding.BinaryAppender
+	encoding.BinaryUnmarshaler
+}
+
+// Binary is the fast [Codec], for types that encode themselves with
+// AppendBinary and UnmarshalBinary (hand-written or generated). It adds no
+// framing and no reflection. Write it as Binary[T, *T].
+type Binary[T any, P BinaryMarshaler[T]] struct{}
+
+// Append appends v's binary form to dst.
+func (Binary[T, P]) Append(dst []byte, v T) ([]byte, error) {
+	return P(&v).AppendBinary(dst)
+}
+
+// Decode parses data with UnmarshalBinary; a failure matches ErrCorrupt.
+func (Binary[T, P]) Decode(data []byte) (T, error) {
+	var v T
+	if err := P(&v).UnmarshalBinary(data); err != nil {
+		return v, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return v, nil
+}
+
+// Typed is a Store of values of type T, encoded by a Codec.
+type Typed[T any] struct {
+	store Store
+	codec Codec[T]
+}
+
+// NewTyped returns a typed view of s that encodes values with codec.
+func NewTyped[T any](s Store, codec Codec[T]) *Typed[T] {
+	return &Typed[T]{store: s, codec: codec}
+}
+
+// Store returns the underlying store.
+func (t *Typed[T]) Store() Store { return t.store }
+
+// Get returns the value under key, or ErrNotFound. A stored value the codec
+// cannot parse fails with an error matching ErrCorrupt.
+func (t *Typed[T]) Get(ctx context.Context, key []byte) (T, error) {
+	b, err := t.store.Get(ctx, key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return t.codec.Decode(b)
+}
+
+// Put encodes v and stores it under key with ttl (see [Store.Put]).
+func (t *Typed[T]) Put(ctx context.Context, key []byte, v T, ttl time.Duration) error {
+	b, err := t.codec.Append(nil, v)
+	if err != nil {
+		return NewOpError("encode", "typed", key, err)
+	}
+	return t.store.Put(ctx, key, b, ttl)
+}
+
+// Delete removes key.
+func (t *Typed[T]) Delete(ctx context.Context, key []byte) error {
+	return t.store.Delete(ctx, key)
+}
+
+// Update applies fn to the current value of key (found is false and cur the
+// zero value when the key is absent) and stores the result with ttl,
+// atomically: it retries with CompareAndSwap until no concurrent writer
+// intervened. It needs an [Atomic] store and fails with ErrUnsupported
+// otherwise. An error from fn is returned as is and nothing is written.
+func (t *Typed[T]) Update(ctx context.Context, key []byte, ttl time.Duration, fn func(cur T, found bool) (T, error)) (T, error) {
+	var zero T
+	for {
+		old, err := t.store.Get(ctx, key)
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return zero, err
+		}
+		var cur T
+		if found {
+			if cur, err = t.codec.Decode(old); err != nil {
+				return zero, err
+			}
+		}
+		next, err := fn(cur, found)
+		if err != nil {
+			return zero, err
+		}
+		b, err := t.codec.Append(nil, next)
+		if err != nil {
+			return zero, NewOpError("encode", "typed", key, err)
+		}
+		ok, err := CompareAndSwap(ctx, t.store, key, old, b, ttl)
+		if err != nil {
+			return zero, err
+		}
+		if ok {
+			return next, nil
+		}
+	}
+}
