@@ -87,6 +87,9 @@ func RedactURL(rawURL string) string {
 		}
 		return "(unparsable)"
 	}
+	if _, has := u.User.Password(); !has {
+		return rawURL
+	}
 	return u.Redacted()
 }
 

@@ -1,0 +1,79 @@
+package strata_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/strata-kv/strata"
+	_ "github.com/strata-kv/strata/stores/memory"
+)
+
+func TestOpenErrors(t *testing.T) {
+	for _, c := range []struct {
+		url, want string
+	}{
+		{"nosuch://x", `unknown scheme "nosuch"`},
+		{"mem://?default_ttl=soon", `parameter "default_ttl": "soon" is not a non-negative duration`},
+		{"mem://?max_value_size=-1", `parameter "max_value_size"`},
+		{"mem://?colour=blue", `unknown parameter "colour" (accepted: default_ttl, max_value_size, sweep_interval)`},
+		{"mem://?default_ttl=1s&default_ttl=2s", "given more than once"},
+		{"://nope", "missing protocol scheme"},
+	} {
+		s, err := strata.Open(t.Context(), c.url)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", c.url)
+			continue
+		}
+		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v; want ErrInvalidConfig mentioning %q", c.url, err, c.want)
+		}
+	}
+}
+
+func TestOpenRedactsPasswords(t *testing.T) {
+	for _, u := range []string{
+		"nosuch://user:hunter2@host/",
+		"mem://user:hunter2@host/?bad=1",
+		"redis://user:hunter2@host:bad port/",
+		"mem://user:hunter2@host/%zz",
+	} {
+		_, err := strata.Open(t.Context(), u)
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q) error shows the password: %v", u, err)
+		}
+	}
+	if got := strata.RedactURL("redis://:hunter2@h:1/0"); strings.Contains(got, "hunter2") {
+		t.Errorf("RedactURL = %q", got)
+	}
+}
+
+func TestRegisterPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering mem twice did not panic")
+		}
+	}()
+	strata.Register("mem", nil)
+}
+
+func FuzzOpen(f *testing.F) {
+	for _, s := range []string{"mem://", "mem://?default_ttl=1s", "mem://?max_value_size=10&sweep_interval=-1s", "x://y", "%", "mem://u:p@h/?a=%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		s, err := strata.Open(t.Context(), u)
+		if err != nil {
+			if !errors.Is(err, strata.ErrInvalidConfig) {
+				t.Fatalf("Open(%q) = %v, not ErrInvalidConfig", u, err)
+			}
+			return
+		}
+		s.Close()
+	})
+}
