@@ -1,0 +1,260 @@
+package strata
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CopyOptions configure [Copy] and [Verify]. The zero value (or nil) copies
+// everything in batches of 1000.
+type CopyOptions struct {
+	// Prefix limits the copy to keys that start with it. Keys keep their
+	// full name in the destination.
+	Prefix []byte
+
+	// BatchSize is the number of entries read and written per batch.
+	// Default 1000.
+	BatchSize int
+
+	// Resume skips entries the destination already holds with the same
+	// value, so that a copy interrupted part-way can be run again cheaply:
+	// each batch costs one GetMany on the destination instead of a write.
+	Resume bool
+
+	// Progress, if set, is called after every batch, from the goroutine
+	// that called Copy.
+	Progress func(CopyProgress)
+
+	// TTLTolerance is how far apart the source and destination TTLs of a
+	// key may be before [Verify] reports it. Default 1s. Copied TTLs are the
+	// time left when the entry was read, so they drift by the time the copy
+	// took between read and write.
+	TTLTolerance time.Duration
+}
+
+func (o *CopyOptions) withDefaults() CopyOptions {
+	var c CopyOptions
+	if o != nil {
+		c = *o
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.TTLTolerance <= 0 {
+		c.TTLTolerance = time.Second
+	}
+	return c
+}
+
+// CopyProgress reports how far a copy has come.
+type CopyProgress struct {
+	Read    int64         // entries read from the source
+	Written int64         // entries written to the destination
+	Skipped int64         // entries the destination already held (Resume)
+	Bytes   int64         // key and value bytes written
+	Total   int64         // live keys in the source if it reports them, else -1
+	Elapsed time.Duration // since Copy started
+}
+
+// ETA estimates the time left from the rate so far, or 0 if unknown.
+func (p CopyProgress) ETA() time.Duration {
+	if p.Total <= 0 || p.Read == 0 || p.Read >= p.Total {
+		return 0
+	}
+	perEntry := p.Elapsed / time.Duration(p.Read)
+	return perEntry * time.Duration(p.Total-p.Read)
+}
+
+// Copy streams every live entry of src (under opts.Prefix) into dst, in
+// batches, keeping each entry's remaining TTL. Memory is bounded by one
+// batch. It reads src through [SnapshotOf], so an embedded source is copied
+// as of one point in time while a Redis source is scanned live (keys
+// written during the copy may or may not be copied).
+//
+// Copy is not atomic: an error or a cancelled context leaves the batches
+// written so far in dst. Run it again with Resume to finish the job, then
+// [Verify].
+func Copy(ctx context.Context, dst, src Store, opts *CopyOptions) (CopyProgress, error) {
+	o := opts.withDefaults()
+	start := time.Now()
+	p := CopyProgress{Total: -1}
+	if st, ok := StatsOf(src); ok && len(o.Prefix) == 0 {
+		p.Total = st.Keys
+	}
+	sn, err := SnapshotOf(ctx, src)
+	if err != nil {
+		return p, fmt.Errorf("copy: snapshot of the source: %w", err)
+	}
+	defer sn.Close()
+
+	batch := make([]Entry, 0, o.BatchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		write := batch
+		if o.Resume {
+			var err error
+			if write, err = missing(ctx, dst, batch); err != nil {
+				return err
+			}
+			p.Skipped += int64(len(batch) - len(write))
+		}
+		if err := PutMany(ctx, dst, write); err != nil {
+			return fmt.Errorf("copy: writing to the destination: %w", err)
+		}
+		for _, e := range write {
+			p.Bytes += int64(len(e.Key) + len(e.Value))
+		}
+		p.Written += int64(len(write))
+		p.Elapsed = time.Since(start)
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for e, err := range sn.Entries(ctx, o.Prefix) {
+		if err != nil {
+			return p, fmt.Errorf("copy: reading the source: %w", err)
+		}
+		p.Read++
+		batch = append(batch, e)
+		if len(batch) == o.BatchSize {
+			if err := flush(); err != nil {
+				return p, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return p, err
+	}
+	p.Elapsed = time.Since(start)
+	return p, nil
+}
+
+// missing returns the entries of batch that dst does not hold with the
+// same value.
+func missing(ctx context.Context, dst Store, batch []Entry) ([]Entry, error) {
+	keys := make([][]byte, len(batch))
+	for i, e := range batch {
+		keys[i] = e.Key
+	}
+	have, err := GetMany(ctx, dst, keys)
+	if err != nil {
+		return nil, fmt.Errorf("copy: reading the destination: %w", err)
+	}
+	out := batch[:0:0]
+	for i, e := range batch {
+		if have[i] == nil || !bytes.Equal(have[i], e.Value) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// VerifyResult counts what [Verify] compared.
+type VerifyResult struct {
+	Checked   int64    // source entries compared
+	Missing   int64    // absent from the destination
+	Different int64    // present with another value
+	TTLDiff   int64    // same value, TTLs further apart than the tolerance
+	Examples  [][]byte // up to 10 keys that differ, for the report
+}
+
+// OK reports whether the destination matched the source everywhere.
+func (r VerifyResult) OK() bool { return r.Missing == 0 && r.Different == 0 && r.TTLDiff == 0 }
+
+func (r VerifyResult) String() string {
+	return fmt.Sprintf("%d checked, %d missing, %d different, %d with TTLs apart", r.Checked, r.Missing, r.Different, r.TTLDiff)
+}
+
+// ErrMismatch is returned by [Verify] when the destination differs from the
+// source.
+var ErrMismatch = errors.New("strata: destination differs from source")
+
+// Verify compares every live entry of src (under opts.Prefix) with dst:
+// values byte for byte, and TTLs within opts.TTLTolerance when both stores
+// are [Expirer]s. It returns an error matching ErrMismatch when anything
+// differs. Keys present only in dst are not reported.
+func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResult, error) {
+	o := opts.withDefaults()
+	var r VerifyResult
+	sn, err := SnapshotOf(ctx, src)
+	if err != nil {
+		return r, fmt.Errorf("verify: snapshot of the source: %w", err)
+	}
+	defer sn.Close()
+	dstTTL, checkTTL := dst.(Expirer)
+	batch := make([]Entry, 0, o.BatchSize)
+	note := func(k []byte) {
+		if len(r.Examples) < 10 {
+			r.Examples = append(r.Examples, k)
+		}
+	}
+	check := func() error {
+		keys := make([][]byte, len(batch))
+		for i, e := range batch {
+			keys[i] = e.Key
+		}
+		have, err := GetMany(ctx, dst, keys)
+		if err != nil {
+			return fmt.Errorf("verify: reading the destination: %w", err)
+		}
+		for i, e := range batch {
+			r.Checked++
+			switch {
+			case have[i] == nil:
+				r.Missing++
+				note(e.Key)
+			case !bytes.Equal(have[i], e.Value):
+				r.Different++
+				note(e.Key)
+			case checkTTL:
+				got, err := dstTTL.TTL(ctx, e.Key)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("verify: TTL in the destination: %w", err)
+				}
+				if !ttlClose(e.TTL, got, o.TTLTolerance) {
+					r.TTLDiff++
+					note(e.Key)
+				}
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for e, err := range sn.Entries(ctx, o.Prefix) {
+		if err != nil {
+			return r, fmt.Errorf("verify: reading the source: %w", err)
+		}
+		batch = append(batch, e)
+		if len(batch) == o.BatchSize {
+			if err := check(); err != nil {
+				return r, err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if err := check(); err != nil {
+			return r, err
+		}
+	}
+	if !r.OK() {
+		return r, fmt.Errorf("%w: %s", ErrMismatch, r)
+	}
+	return r, nil
+}
+
+// ttlClose reports whether two TTLs agree: both NoExpiry, or both finite
+// and within tol.
+func ttlClose(a, b, tol time.Duration) bool {
+	if a == NoExpiry || b == NoExpiry {
+		return a == b
+	}
+	d := a - b
+	return -tol <= d && d <= tol
+}
