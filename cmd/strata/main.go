@@ -32,6 +32,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDemo())
+	root.AddCommand(newDemo(), newGet(), newPut(), newDel(), newKeys(), newTTL(), newStats(), newMigrate(), newBench())
 	return root
 }
