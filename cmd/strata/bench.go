@@ -202,4 +202,3 @@ func benchOne(ctx context.Context, s strata.Store, c benchConfig, test string, k
 	return benchResult{Name: test, Requests: c.requests, Keys: c.requests * batch, Elapsed: elapsed,
 		P50: pct(0.50), P99: pct(0.99), P999: pct(0.999)}, nil
 }
-
