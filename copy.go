@@ -168,6 +168,7 @@ type VerifyResult struct {
 // OK reports whether the destination matched the source everywhere.
 func (r VerifyResult) OK() bool { return r.Missing == 0 && r.Different == 0 && r.TTLDiff == 0 }
 
+// String summarizes the counts for a report line.
 func (r VerifyResult) String() string {
 	return fmt.Sprintf("%d checked, %d missing, %d different, %d with TTLs apart", r.Checked, r.Missing, r.Different, r.TTLDiff)
 }

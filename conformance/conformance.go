@@ -47,6 +47,7 @@ const (
 // Has reports whether c includes every capability in o.
 func (c Capabilities) Has(o Capabilities) bool { return c&o == o }
 
+// String lists the capabilities by name, such as "Batch|Atomic".
 func (c Capabilities) String() string {
 	names := []string{"Batch", "Atomic", "Expiry", "Snapshot", "Ping", "Stats"}
 	var out []string
