@@ -1,0 +1,63 @@
+package bolt_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/stores/bolt"
+)
+
+// open returns a store in a new file under tb.TempDir. The suite closes it.
+func open(tb testing.TB, o conformance.Options) strata.Store {
+	tb.Helper()
+	s, err := bolt.Open(filepath.Join(tb.TempDir(), "state.db"), &bolt.Options{
+		DefaultTTL:   o.DefaultTTL,
+		MaxValueSize: o.MaxValueSize,
+		Clock:        o.Clock,
+		NoSync:       true, // durability has its own tests; the suite tests semantics
+	})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	conformance.RunStore(t, conformance.Harness{
+		Open:         open,
+		Capabilities: conformance.AllCapabilities,
+		FakeClock:    true,
+	})
+}
+
+func TestConformanceSync(t *testing.T) {
+	conformance.RunStore(t, conformance.Harness{
+		Open: func(tb testing.TB, o conformance.Options) strata.Store {
+			s, err := bolt.Open(filepath.Join(tb.TempDir(), "state.db"), &bolt.Options{
+				DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize, Clock: o.Clock,
+			})
+			if err != nil {
+				tb.Fatalf("Open: %v", err)
+			}
+			return s
+		},
+		Capabilities: conformance.AllCapabilities,
+		FakeClock:    true,
+	})
+}
+
+func TestConformancePrefixed(t *testing.T) {
+	const prefix = "ns\xff:"
+	conformance.RunStore(t, conformance.Harness{
+		Open: func(tb testing.TB, o conformance.Options) strata.Store {
+			inner := open(tb, o)
+			tb.Cleanup(func() { inner.Close() })
+			return strata.WithPrefix(inner, []byte(prefix))
+		},
+		Capabilities: conformance.AllCapabilities,
+		FakeClock:    true,
+		MaxKeyLen:    strata.MaxKeyLen - len(prefix),
+	})
+}

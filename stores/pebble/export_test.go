@@ -1,0 +1,18 @@
+package pebble
+
+// RawKeyCount returns how many keys the database physically holds, expired
+// ones included, for tests of the sweep.
+func RawKeyCount(s *Store) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		panic(err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	return n
+}
