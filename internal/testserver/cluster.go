@@ -68,7 +68,34 @@ func StartRedisCluster(tb testing.TB, opts *ClusterOptions) *RedisCluster {
 		tb.Fatalf("testserver: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitHealthy(tb, o.Masters)
+	if o.Replicas > 0 {
+		c.waitReplicasLinked(tb)
+	}
 	return c
+}
+
+// waitReplicasLinked waits until every replica has synchronized with its
+// master (master_link_status:up), so that a failover can promote it.
+func (c *RedisCluster) waitReplicasLinked(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for _, n := range c.Nodes {
+		cl := goredis.NewClient(n.Options())
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			info, err := cl.Info(ctx, "replication").Result()
+			cancel()
+			if err == nil && (strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cl.Close()
+				tb.Fatalf("testserver: replica %s not synchronized within %v: %v", n.Addr, startTimeout, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cl.Close()
+	}
 }
 
 func (c *RedisCluster) cliAuth() []string {

@@ -1,0 +1,249 @@
+package redis_test
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/stores/redis"
+)
+
+// BenchmarkStore runs the conformance benchmarks against a local server.
+func BenchmarkStore(b *testing.B) {
+	r := testserver.StartRedis(b, nil)
+	conformance.BenchmarkStore(b, conformance.Harness{Open: func(tb testing.TB, o conformance.Options) strata.Store {
+		s, err := redis.Open(tb.Context(), redis.Config{URL: r.URL(), KeyPrefix: fmt.Sprintf("b%d:", seq.Add(1))})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return s
+	}})
+}
+
+// benchKeys is the keyspace of redis-benchmark -r 10000: key:%012d.
+const benchKeys = 10000
+
+// keyspace holds the keys, so that making them costs the store nothing.
+var keyspace = func() [][]byte {
+	keys := make([][]byte, benchKeys)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key:%012d", i)
+	}
+	return keys
+}()
+
+func benchKey(i int) []byte { return keyspace[i%benchKeys] }
+
+// redisBenchmark runs redis-benchmark against port with args (plus -q
+// --csv) and returns the requests per second it reports for its one test.
+func redisBenchmark(b *testing.B, port int, args ...string) float64 {
+	b.Helper()
+	args = append([]string{"-p", strconv.Itoa(port), "-d", "100", "-r", strconv.Itoa(benchKeys), "--csv"}, args...)
+	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("redis-benchmark %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	recs, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
+	if err != nil || len(recs) < 2 || len(recs[1]) < 2 {
+		b.Fatalf("redis-benchmark output: %v\n%s", err, out)
+	}
+	rps, err := strconv.ParseFloat(recs[len(recs)-1][1], 64)
+	if err != nil {
+		b.Fatalf("redis-benchmark rps %q: %v", recs[1][1], err)
+	}
+	return rps
+}
+
+// pairRounds and pairRound set the paired comparison: the store and
+// redis-benchmark take turns, pairRound each, pairRounds times, so that the
+// load of a shared machine weighs on both alike; the ratio reported is the
+// median of the rounds' ratios.
+const (
+	pairRounds = 5
+	pairRound  = 300 * time.Millisecond
+)
+
+// rateFor runs op from conc goroutines for d and returns the operations
+// per second, times perOp (keys per operation).
+func rateFor(b *testing.B, d time.Duration, conc, perOp int, op func(i int) error) float64 {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for g := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g * 7919; time.Now().Before(deadline); i++ {
+				if err := op(i); err != nil {
+					b.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()*int64(perOp)) / time.Since(start).Seconds()
+}
+
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// compare measures the store (op, from conc goroutines, perOp keys each)
+// against redis-benchmark with args (which gets -n for about a round's
+// worth of requests), in interleaved rounds, and reports the medians and
+// the median ratio. It stops the benchmark timer.
+func compare(b *testing.B, port int, unit string, conc, perOp int, op func(i int) error, args ...string) {
+	b.StopTimer()
+	var ours, raw, ratios []float64
+	for range pairRounds {
+		o := rateFor(b, pairRound, conc, perOp, op)
+		n := strconv.Itoa(max(int(o*pairRound.Seconds()), 5000))
+		r := redisBenchmark(b, port, append([]string{"-n", n}, args...)...)
+		ours, raw, ratios = append(ours, o), append(raw, r), append(ratios, o/r)
+	}
+	b.ReportMetric(median(ours), unit)
+	b.ReportMetric(median(raw), "redis-benchmark-"+unit)
+	b.ReportMetric(median(ratios), "ratio")
+}
+
+// BenchmarkVsRedisBenchmark compares the store with redis-benchmark on one
+// server, in the same run, with the same concurrency, value size (100
+// bytes) and keyspace (10000 keys). ns/op is the store's own (b.Loop, one
+// goroutine, or RunParallel with 50); the ops/s or keys/s, redis-benchmark
+// figures and ratio come from interleaved rounds (see compare).
+func BenchmarkVsRedisBenchmark(b *testing.B) {
+	r := testserver.StartRedis(b, nil)
+	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL(), PoolMaxConns: 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	ctx := b.Context()
+	value := make([]byte, 100)
+	entries := make([]strata.Entry, benchKeys)
+	for i := range entries {
+		entries[i] = strata.Entry{Key: benchKey(i), Value: value}
+	}
+	if err := s.PutMany(ctx, entries); err != nil {
+		b.Fatal(err)
+	}
+	get := func(i int) error { _, err := s.Get(ctx, benchKey(i)); return err }
+	put := func(i int) error { return s.Put(ctx, benchKey(i), value, 0) }
+	getMany := func(i int) error {
+		keys := make([][]byte, 100)
+		for j := range keys {
+			keys[j] = benchKey(i*100 + j)
+		}
+		_, err := s.GetMany(ctx, keys)
+		return err
+	}
+	putMany := func(i int) error {
+		batch := make([]strata.Entry, 100)
+		for j := range batch {
+			batch[j] = strata.Entry{Key: benchKey(i*100 + j), Value: value}
+		}
+		return s.PutMany(ctx, batch)
+	}
+	loop := func(b *testing.B, op func(i int) error) {
+		i := 0
+		for b.Loop() {
+			if err := op(i); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	}
+	parallel := func(b *testing.B, op func(i int) error) {
+		// 50 goroutines, as redis-benchmark -c 50 has 50 clients.
+		b.SetParallelism((50 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(next.Add(7919))
+			for pb.Next() {
+				if err := op(i); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	}
+	// RunParallel benchmarks run with growing b.N: only the last (long)
+	// run compares.
+	long := func(b *testing.B) bool { return b.Elapsed() >= 500*time.Millisecond }
+
+	b.Run("Get/c1", func(b *testing.B) {
+		loop(b, get)
+		compare(b, r.Port, "ops/s", 1, 1, get, "-c", "1", "-t", "get")
+	})
+	b.Run("Put/c1", func(b *testing.B) {
+		loop(b, put)
+		compare(b, r.Port, "ops/s", 1, 1, put, "-c", "1", "-t", "set")
+	})
+	b.Run("Get/c50", func(b *testing.B) {
+		parallel(b, get)
+		if long(b) {
+			compare(b, r.Port, "ops/s", 50, 1, get, "-c", "50", "-t", "get")
+		}
+	})
+	b.Run("Put/c50", func(b *testing.B) {
+		parallel(b, put)
+		if long(b) {
+			compare(b, r.Port, "ops/s", 50, 1, put, "-c", "50", "-t", "set")
+		}
+	})
+	b.Run("GetMany100/P100", func(b *testing.B) {
+		loop(b, getMany)
+		compare(b, r.Port, "keys/s", 1, 100, getMany, "-c", "1", "-P", "100", "-t", "get")
+	})
+	b.Run("PutMany100/P100", func(b *testing.B) {
+		loop(b, putMany)
+		compare(b, r.Port, "keys/s", 1, 100, putMany, "-c", "1", "-P", "100", "-t", "set")
+	})
+}
+
+// BenchmarkPutManyTTL compares PutMany of 100 entries with a TTL (one
+// SET PX each, pipelined) with redis-benchmark -P 100 sending the same
+// command, as BenchmarkVsRedisBenchmark does.
+func BenchmarkPutManyTTL(b *testing.B) {
+	r := testserver.StartRedis(b, nil)
+	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	ctx := b.Context()
+	value := []byte(strings.Repeat("x", 100))
+	putMany := func(i int) error {
+		batch := make([]strata.Entry, 100)
+		for j := range batch {
+			batch[j] = strata.Entry{Key: benchKey(i*100 + j), Value: value, TTL: time.Hour}
+		}
+		return s.PutMany(ctx, batch)
+	}
+	i := 0
+	for b.Loop() {
+		if err := putMany(i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	compare(b, r.Port, "keys/s", 1, 100, putMany, "-c", "1", "-P", "100",
+		"SET", "key:__rand_int__", string(value), "PX", "3600000")
+}

@@ -1,0 +1,72 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/stores/redis"
+)
+
+func ExampleParseURL() {
+	cfg, err := redis.ParseURL("rediss://app:secret@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.KeyPrefix, cfg.ReadTimeout, cfg.MaxRetries, cfg.TLS)
+	fmt.Println(cfg) // the password is redacted
+	// Output:
+	// orders: 250ms 5 true
+	// redis.Config{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
+}
+
+func ExampleLoadTOML() {
+	cfg, err := redis.LoadTOML([]byte(`
+[state.redis]
+url = "redis+cluster://10.0.0.1:6379,10.0.0.2:6379"
+key_prefix = "stream:"
+default_ttl = "24h"
+pipeline_batch_size = 500
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.DefaultTTL, cfg.PipelineBatchSize)
+
+	_, err = redis.LoadTOML([]byte("[state.redis]\nurl = \"redis://h\"\nread_timeout = 5\n"))
+	fmt.Println(err)
+	// Output:
+	// 24h0m0s 500
+	// strata: invalid configuration: redis: state.redis.read_timeout: 5 is a int64; want a quoted duration such as "500ms" or "5s"
+}
+
+func ExampleOpen() {
+	ctx := context.Background()
+	s, err := redis.Open(ctx, redis.Config{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})
+	if err != nil {
+		log.Fatal(err) // matches strata.ErrUnavailable when the server does not answer
+	}
+	defer s.Close()
+	if err := s.Put(ctx, []byte("user:42"), []byte("Ada"), time.Hour); err != nil {
+		log.Fatal(err)
+	}
+	// redis-cli GET app:user:42 prints Ada; PTTL app:user:42 about 3600000.
+}
+
+func ExampleNew() {
+	client := goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs:      []string{"10.0.0.1:6379", "10.0.0.2:6379"},
+		MaxRetries: -1, // let the store retry, and count, instead
+	})
+	defer client.Close() // the caller owns the client
+	s, err := redis.New(client, &redis.Options{KeyPrefix: "app:", MaxRetries: 3})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	var _ strata.Store = s
+}

@@ -1,0 +1,453 @@
+// Package redis is the strata store on Redis: one server, Redis Cluster,
+// TLS and ACL users, through any go-redis v9 client.
+//
+// Create a store with [Open] (from a [Config], built by hand, from TOML
+// with [LoadTOML] or from a URL with [ParseURL]), with strata.Open and one
+// of the registered URL schemes, or with [New] around a go-redis client you
+// already have:
+//
+//	redis://[user:password@]host:6379/0?prefix=app:&read_timeout=500ms
+//	rediss://…                                      (TLS)
+//	redis+cluster://[user:password@]host1:6379,host2:6379/?prefix=app:
+//	rediss+cluster://…                              (Cluster over TLS)
+//
+// # Data layout
+//
+// Every key is stored as a plain Redis string under KeyPrefix+key, so
+// redis-cli GET reads it and redis-cli PTTL shows its TTL. Put is SET (with
+// PX for a TTL), Delete is UNLINK, PutIfAbsent is SET NX, GetAndDelete is
+// GETDEL, TTL is PTTL. CompareAndSwap and GetWithTTL are Lua scripts sent
+// by digest (EVALSHA, falling back to EVAL when the server does not know
+// the script), with the key passed in KEYS. Batches send at most
+// PipelineBatchSize keys per round trip, pipelined: GetMany is MGET and
+// DeleteMany UNLINK, one per hash slot in Cluster mode; PutMany is MSET for
+// the entries without expiry (per slot) and SET PX for the others.
+//
+// An ACL user needs its key pattern to cover KeyPrefix (~prefix*) and the
+// commands GET SET MSET MGET UNLINK GETDEL PTTL EVALSHA EVAL SCRIPT SCAN
+// PING INFO DBSIZE, plus CLUSTER SLOTS in Cluster mode. A refusal is
+// reported with the NOPERM reply and the prefix it concerns.
+//
+// # Keys and snapshots
+//
+// Keys uses SCAN with MATCH (the prefix's glob characters *?[]\ escaped),
+// on every master in Cluster mode, and yields keys without KeyPrefix. As
+// SCAN guarantees, every key live for the whole iteration is yielded, in no
+// particular order, and a key may be yielded more than once (while the
+// server resizes its table). In Cluster mode a walk is repeated when the
+// slot map changed during it; a key moved by a migration still under way
+// when the walk ends may be missed.
+//
+// Redis has no point-in-time read, so a [strata.Snapshot] is live: it
+// walks Keys and reads each key's value and remaining TTL together (one
+// script, atomic per key), PipelineBatchSize keys per round trip. Entries
+// written or deleted during the walk may or may not appear, keys that
+// vanish are skipped, and a key may appear twice as with Keys.
+//
+// # Retries and errors
+//
+// A hook installed on the client retries the store's commands (never the
+// other commands of a client passed to New) after transient failures, up to
+// MaxRetries times with randomized exponential backoff, and counts each
+// retry (RedisStats().Retries). Idempotent commands (reads, SET, UNLINK,
+// batches) are retried after any connection failure. PutIfAbsent,
+// GetAndDelete and CompareAndSwap are not idempotent: they are retried only
+// when the failure proves the command never reached the server (no
+// connection could be made, or the server refused it unexecuted, such as
+// LOADING or TRYAGAIN); after a timeout or a connection lost once the
+// command was written they fail with an error matching
+// strata.ErrIndeterminate: it may have been applied. go-redis itself is
+// told not to resend them either, even on a client passed to New whose own
+// MaxRetries is set. In Cluster mode go-redis also follows MOVED and ASK
+// redirections, and retries on its own up to its MaxRedirects (3) times;
+// those attempts count as retries as well, for the nodes a client connects
+// to after New.
+//
+// Clients made by Open set go-redis's own MaxRetries to -1 (the hook does
+// it, counted), dial once per attempt, and honor context deadlines inside
+// a command (ContextTimeoutEnabled); a context cancelled without a
+// deadline takes effect at the next command or ReadTimeout. After
+// PoolMaxConns failed dials in a row go-redis stops dialing and probes the
+// server once a second, so a restarted server is used again within about
+// a second.
+//
+// # Errors
+//
+//   - strata.ErrUnavailable: the server could not be reached, or refused
+//     the command unexecuted, on every attempt; nothing was applied.
+//   - strata.ErrIndeterminate: a write failed after it may have reached
+//     the server (for batches: some entries may have been written).
+//   - strata.ErrClosed, strata.ErrNotFound, strata.ErrInvalidKey,
+//     strata.ErrInvalidTTL, strata.ErrValueTooLarge: as the contract says.
+//   - A context that ends returns its error (ctx.Err() in the chain; with
+//     ErrIndeterminate as well when a write may have been sent).
+//   - Any other Redis reply error (for example NOPERM from an ACL that
+//     does not cover KeyPrefix) is wrapped as is, in one *strata.OpError.
+//
+// Errors and printed Configs never show a password.
+package redis
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/counters"
+)
+
+const backend = "redis"
+
+// Options configure a Store made by New. The zero value (or nil) gives the
+// defaults.
+type Options struct {
+	// KeyPrefix is prepended to every key in Redis. Default none.
+	KeyPrefix string
+
+	// DefaultTTL applies to writes with ttl == 0. Default: none.
+	DefaultTTL time.Duration
+
+	// MaxValueSize bounds values, in bytes. Default 512 MiB (Redis's own
+	// limit).
+	MaxValueSize int
+
+	// PipelineBatchSize is the most keys a batch sends per round trip.
+	// Default 1000.
+	PipelineBatchSize int
+
+	// MaxRetries is how many times the store's hook retries a command
+	// after a transient failure. Default 0: none beyond what the client
+	// itself does (go-redis's MaxRetries, not counted in RedisStats). For
+	// every retry to be counted, give the client MaxRetries: -1 and set
+	// this instead; Open does so.
+	MaxRetries int
+
+	// MinRetryBackoff and MaxRetryBackoff bound the randomized exponential
+	// backoff between the hook's retries. Defaults 8ms and 512ms.
+	MinRetryBackoff time.Duration
+	MaxRetryBackoff time.Duration
+
+	// CloseClient makes Close close the client as well. Default false: the
+	// caller owns a client passed to New and closes it after the store.
+	// Open sets it.
+	CloseClient bool
+}
+
+// Store is a strata.Store on Redis. Create one with New or Open. It is safe
+// for concurrent use.
+type Store struct {
+	c       goredis.UniversalClient
+	cluster *goredis.ClusterClient // c, when it is one
+	ring    *goredis.Ring          // c, when it is one
+	prefix  []byte
+	opts    Options
+
+	closed     atomic.Bool
+	lastReload atomic.Int64
+
+	stats     counters.Set
+	retries   atomic.Uint64
+	pipelines atomic.Uint64
+	latency   histogram
+}
+
+var (
+	_ strata.Store         = (*Store)(nil)
+	_ strata.Batcher       = (*Store)(nil)
+	_ strata.Atomic        = (*Store)(nil)
+	_ strata.Expirer       = (*Store)(nil)
+	_ strata.Snapshotter   = (*Store)(nil)
+	_ strata.Pinger        = (*Store)(nil)
+	_ strata.StatsReporter = (*Store)(nil)
+)
+
+// New returns a store that sends its commands through client: a
+// *goredis.Client, *goredis.ClusterClient, *goredis.Ring or failover
+// client. It installs a hook on client (see the package documentation);
+// the hook only acts on the store's own commands. New does no I/O.
+//
+// The caller keeps ownership of client unless opts.CloseClient is set.
+// Clients with ContextTimeoutEnabled honor context deadlines within a
+// command; others stop at their ReadTimeout.
+func New(client goredis.UniversalClient, opts *Options) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: redis: New with a nil client", strata.ErrInvalidConfig)
+	}
+	s := &Store{c: client}
+	if opts != nil {
+		s.opts = *opts
+	}
+	o := &s.opts
+	switch {
+	case o.MaxValueSize < 0:
+		return nil, fmt.Errorf("%w: redis: Options.MaxValueSize %d is negative", strata.ErrInvalidConfig, o.MaxValueSize)
+	case o.DefaultTTL < 0:
+		return nil, fmt.Errorf("%w: redis: Options.DefaultTTL %v is negative", strata.ErrInvalidConfig, o.DefaultTTL)
+	case o.PipelineBatchSize < 0:
+		return nil, fmt.Errorf("%w: redis: Options.PipelineBatchSize %d is negative", strata.ErrInvalidConfig, o.PipelineBatchSize)
+	case o.MaxRetries < 0:
+		return nil, fmt.Errorf("%w: redis: Options.MaxRetries %d is negative (0 means none)", strata.ErrInvalidConfig, o.MaxRetries)
+	case o.MinRetryBackoff < 0 || o.MaxRetryBackoff < 0:
+		return nil, fmt.Errorf("%w: redis: Options retry backoffs must not be negative", strata.ErrInvalidConfig)
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = defaultMaxValueSize
+	}
+	if o.PipelineBatchSize == 0 {
+		o.PipelineBatchSize = DefaultPipelineBatchSize
+	}
+	if o.MinRetryBackoff == 0 {
+		o.MinRetryBackoff = DefaultRetryMinBackoff
+	}
+	if o.MaxRetryBackoff == 0 {
+		o.MaxRetryBackoff = DefaultRetryMaxBackoff
+	}
+	if o.MinRetryBackoff > o.MaxRetryBackoff {
+		return nil, fmt.Errorf("%w: redis: Options.MinRetryBackoff %v exceeds MaxRetryBackoff %v", strata.ErrInvalidConfig, o.MinRetryBackoff, o.MaxRetryBackoff)
+	}
+	s.prefix = []byte(o.KeyPrefix)
+	switch c := client.(type) {
+	case *goredis.ClusterClient:
+		s.cluster = c
+		// Count go-redis's own redirections and retries too, on the
+		// nodes the client connects to from now on.
+		c.OnNewNode(func(node *goredis.Client) { node.AddHook(nodeHook{s}) })
+	case *goredis.Ring:
+		s.ring = c
+	}
+	client.AddHook(hook{s})
+	return s, nil
+}
+
+// Open connects to the server or cluster cfg describes, checks it answers
+// (PING, on every master in Cluster mode) and returns a store that owns
+// the client. Errors match strata.ErrInvalidConfig for a bad cfg and
+// strata.ErrUnavailable when the server cannot be reached.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	client, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	c := r.cfg
+	s, err := New(client, &Options{
+		KeyPrefix:         c.KeyPrefix,
+		DefaultTTL:        c.DefaultTTL,
+		MaxValueSize:      c.MaxValueSize,
+		PipelineBatchSize: c.PipelineBatchSize,
+		MaxRetries:        max(c.MaxRetries, 0),
+		MinRetryBackoff:   c.RetryMinBackoff,
+		MaxRetryBackoff:   c.RetryMaxBackoff,
+		CloseClient:       true,
+	})
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(cfg.URL), err)
+	}
+	return s, nil
+}
+
+func init() {
+	for _, scheme := range []string{SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS} {
+		strata.Register(scheme, openURL)
+	}
+}
+
+func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
+	cfg, err := ParseURL(u.String())
+	if err != nil {
+		return nil, err
+	}
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Client returns the go-redis client the store sends its commands through.
+func (s *Store) Client() goredis.UniversalClient { return s.c }
+
+// key returns the Redis key of key.
+func (s *Store) key(key []byte) []byte {
+	if len(s.prefix) == 0 {
+		return key
+	}
+	k := make([]byte, len(s.prefix)+len(key))
+	copy(k, s.prefix)
+	copy(k[len(s.prefix):], key)
+	return k
+}
+
+func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
+
+// bytesOf returns a new slice holding str; an empty str gives a non-nil,
+// empty slice.
+func bytesOf(str string) []byte {
+	return append(make([]byte, 0, len(str)), str...)
+}
+
+// err wraps an error of bad input or state.
+func (s *Store) err(op string, key []byte, err error) error {
+	return strata.NewOpError(op, backend, key, err)
+}
+
+// enter checks the store, the context and the key of an operation.
+func (s *Store) enter(ctx context.Context, key []byte) error {
+	if s.closed.Load() {
+		return strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return strata.CheckKey(key)
+}
+
+// check is enter for a write: it validates the value and TTL too and
+// returns the TTL to store.
+func (s *Store) check(ctx context.Context, key, value []byte, ttl time.Duration) (time.Duration, error) {
+	if s.closed.Load() {
+		return 0, strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return strata.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
+}
+
+// setArgs returns the arguments of SET key value [PX ms] for a resolved
+// ttl, followed by extra.
+func setArgs(key, value []byte, ttl time.Duration, extra ...any) []any {
+	args := make([]any, 0, 5+len(extra))
+	args = append(args, "set", key, value)
+	if ttl > 0 {
+		args = append(args, "px", ttl.Milliseconds())
+	}
+	return append(args, extra...)
+}
+
+// Get returns the value stored under key, or strata.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := s.enter(ctx, key); err != nil {
+		return nil, s.err("get", key, err)
+	}
+	start := time.Now()
+	ctx, st := s.begin(ctx)
+	cmd := goredis.NewStringCmd(ctx, "get", s.key(key))
+	err := s.c.Process(ctx, cmd)
+	s.latency.observe(start)
+	if err == goredis.Nil {
+		s.stats.Miss()
+		return nil, strata.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "get", key, st, err, false)
+	}
+	v := bytesOf(cmd.Val())
+	s.stats.Hit(len(v))
+	return v, nil
+}
+
+// Put stores value under key with SET (PX ttl).
+func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	ttl, err := s.check(ctx, key, value, ttl)
+	if err != nil {
+		return s.err("put", key, err)
+	}
+	start := time.Now()
+	ctx, st := s.begin(ctx)
+	cmd := goredis.NewStatusCmd(ctx, setArgs(s.key(key), value, ttl)...)
+	err = s.c.Process(ctx, cmd)
+	s.latency.observe(start)
+	if err != nil {
+		return s.fail(ctx, "put", key, st, err, true)
+	}
+	s.stats.Put(1, len(key)+len(value))
+	return nil
+}
+
+// Delete removes key with UNLINK.
+func (s *Store) Delete(ctx context.Context, key []byte) error {
+	if err := s.enter(ctx, key); err != nil {
+		return s.err("delete", key, err)
+	}
+	start := time.Now()
+	ctx, st := s.begin(ctx)
+	cmd := goredis.NewIntCmd(ctx, "unlink", s.key(key))
+	err := s.c.Process(ctx, cmd)
+	s.latency.observe(start)
+	if err != nil {
+		return s.fail(ctx, "delete", key, st, err, true)
+	}
+	s.stats.Delete(int(cmd.Val()))
+	return nil
+}
+
+// Close marks the store closed, so that every method fails with
+// strata.ErrClosed, and closes the client if the store owns it (Open, or
+// Options.CloseClient). Closing twice returns nil.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if s.opts.CloseClient {
+		if err := s.c.Close(); err != nil {
+			return s.err("close", nil, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks the server answers PING (every master, in Cluster mode).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.eachServer(ctx, "ping", func(ctx context.Context, st *opState, c *goredis.Client) error {
+		cmd := goredis.NewStatusCmd(ctx, "ping")
+		if c == nil {
+			return s.c.Process(ctx, cmd)
+		}
+		return s.nodeDo(ctx, st, cmd, c)
+	})
+}
+
+// nodeDo runs cmd on one node client of a cluster or ring (which does not
+// carry the store's hook) with the store's retries.
+func (s *Store) nodeDo(ctx context.Context, st *opState, cmd goredis.Cmder, node *goredis.Client) error {
+	for attempt := 0; ; attempt++ {
+		err := node.Process(ctx, cmd)
+		if err == nil || err == goredis.Nil || !s.retry(ctx, st, err, cmd.NoRetry(), attempt) {
+			return err
+		}
+		cmd.SetErr(nil)
+	}
+}
+
+// Keys yields the live keys that start with prefix, without KeyPrefix, in
+// no particular order; a key may be yielded more than once (see the
+// package documentation). The loop body may use the store.
+func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for pg, err := range s.scan(ctx, "keys", prefix) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, k := range pg {
+				if !yield(bytesOf(k[len(s.prefix):]), nil) {
+					return
+				}
+			}
+		}
+	}
+}
