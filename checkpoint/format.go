@@ -1,0 +1,195 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// FormatVersion is the version of the file format this package writes. It
+// reads this version only; a file of another version fails with an error
+// matching strata.ErrCorrupt that names both versions.
+const FormatVersion = 1
+
+// Ext is the file name extension of a published checkpoint: a checkpoint
+// with id ID lives in <dir>/ID.ckpt.
+const Ext = ".ckpt"
+
+// Size limits of the format.
+const (
+	// DefaultMaxValueSize bounds a record's value when Limits (reading) or
+	// WriterOptions (writing) leave MaxValueSize zero: 32 MiB.
+	DefaultMaxValueSize = 32 << 20
+
+	// DefaultBlockSize is the raw size that the writer fills a block to
+	// before compressing it: 1 MiB.
+	DefaultBlockSize = 1 << 20
+
+	// MaxBlockSize bounds WriterOptions.BlockSize: 16 MiB. A block may exceed
+	// it only to hold a single record larger than the block size.
+	MaxBlockSize = 16 << 20
+
+	// MaxManifestSize bounds the JSON manifest in the footer: 1 MiB.
+	MaxManifestSize = 1 << 20
+
+	// MaxIDLen bounds a checkpoint id.
+	MaxIDLen = 128
+)
+
+const (
+	headerMagic  = "strataCP"
+	trailerMagic = "strataCE"
+	headerLen    = 16
+	blockHdrLen  = 8
+	trailerLen   = 4 + 32 + 8 // manifest length, SHA-256, magic
+	// maxRecordOverhead is the longest encoding of a record's three varints.
+	maxRecordOverhead = 3 * binary.MaxVarintLen64
+	// maxExpiryMillis keeps expiry*1e6 (nanoseconds) inside int64.
+	maxExpiryMillis = math.MaxInt64 / int64(time.Millisecond)
+	// zstdMaxWindow bounds the window a block's zstd frame may declare.
+	zstdMaxWindow = 8 << 20
+)
+
+// Sentinel errors of the package. Corrupt or hostile files fail with errors
+// matching strata.ErrCorrupt.
+var (
+	// ErrInvalidID: a checkpoint id is empty, too long, or has a character
+	// outside [A-Za-z0-9._-], a leading dot or "..", so it could name a
+	// path outside the checkpoint directory. It matches
+	// strata.ErrInvalidConfig as well.
+	ErrInvalidID = fmt.Errorf("%w: invalid checkpoint id", strata.ErrInvalidConfig)
+
+	// ErrNoCheckpoint: the directory holds no checkpoint with the id asked
+	// for, or (RestoreLatest) no valid checkpoint at all. It matches
+	// strata.ErrNotFound as well.
+	ErrNoCheckpoint = fmt.Errorf("%w: no checkpoint", strata.ErrNotFound)
+
+	// ErrTooSoon: Coordinator.Checkpoint was called less than
+	// Options.MinInterval after the previous successful checkpoint started.
+	// Nothing was written.
+	ErrTooSoon = errors.New("checkpoint: too soon after the previous checkpoint (min_interval)")
+)
+
+// ValidateID returns nil if id can name a checkpoint file, and otherwise an
+// error matching ErrInvalidID (and strata.ErrInvalidConfig). A valid id is
+// 1 to MaxIDLen bytes of A-Z, a-z, 0-9, '.', '_' and '-', does not start
+// with '.' and does not contain "..": it can never name a path outside the
+// checkpoint directory.
+func ValidateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidID, len(id), MaxIDLen)
+	case id[0] == '.':
+		return fmt.Errorf("%w %q: starts with '.'", ErrInvalidID, id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w %q: byte %q at %d (allowed: A-Z a-z 0-9 . _ -)", ErrInvalidID, id, c, i)
+		}
+		if c == '.' && i+1 < len(id) && id[i+1] == '.' {
+			return fmt.Errorf("%w %q: contains \"..\"", ErrInvalidID, id)
+		}
+	}
+	return nil
+}
+
+// Compression selects how the writer stores record blocks.
+type Compression uint8
+
+const (
+	// CompressionDefault is zstd.
+	CompressionDefault Compression = iota
+	// CompressionZstd compresses each block as one zstd frame.
+	CompressionZstd
+	// CompressionNone stores blocks as they are.
+	CompressionNone
+)
+
+// String returns "zstd" or "none".
+func (c Compression) String() string {
+	switch c {
+	case CompressionDefault, CompressionZstd:
+		return "zstd"
+	case CompressionNone:
+		return "none"
+	}
+	return fmt.Sprintf("Compression(%d)", uint8(c))
+}
+
+// header byte values of the compression.
+const (
+	codeNone = 0
+	codeZstd = 1
+)
+
+// Manifest describes a checkpoint. The writer stores it as JSON in the
+// file's footer, covered by the file's SHA-256, so a checkpoint is
+// verifiable on its own: there is no sidecar file.
+type Manifest struct {
+	// FormatVersion is the file format version (FormatVersion).
+	FormatVersion int `json:"format_version"`
+	// ID names the checkpoint.
+	ID string `json:"id"`
+	// Created is when the writer started, UTC, millisecond precision.
+	Created time.Time `json:"created"`
+	// Entries is the number of records.
+	Entries int64 `json:"entries"`
+	// RawBytes is the size of the encoded records before compression.
+	RawBytes int64 `json:"raw_bytes"`
+	// CompressedBytes is the size of the data section: header, framed
+	// (compressed) blocks and end marker; the bytes Checksum covers.
+	CompressedBytes int64 `json:"compressed_bytes"`
+	// Source names the kind of store the entries came from, such as
+	// "memory" or "redis".
+	Source string `json:"source"`
+	// Compression is "zstd" or "none".
+	Compression string `json:"compression"`
+	// Checksum is "sha256:" and the hex SHA-256 of the data section. The
+	// trailer holds a second SHA-256 that covers the data section and this
+	// manifest: together they cover every byte of the file.
+	Checksum string `json:"checksum"`
+	// Labels are the writer's free-form annotations (WriterOptions.Labels).
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Record is one entry of a checkpoint.
+type Record struct {
+	Key   []byte
+	Value []byte
+	// ExpiresAt is the absolute expiry in Unix milliseconds; 0 means never.
+	ExpiresAt int64
+}
+
+// TTL returns the time r has left at now: strata.NoExpiry when it never
+// expires, and a duration <= 0 once it has expired.
+func (r Record) TTL(now time.Time) time.Duration {
+	return strata.Remaining(now, r.ExpiresAt)
+}
+
+// appendRecord appends the encoding of one record: the key length, the
+// value length and the expiry as uvarints, then the key and the value.
+func appendRecord(b, key, value []byte, expiresAt int64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = binary.AppendUvarint(b, uint64(len(value)))
+	b = binary.AppendUvarint(b, uint64(expiresAt))
+	b = append(b, key...)
+	return append(b, value...)
+}
+
+// maxRawBlock is the largest raw block a reader with maxValue accepts.
+func maxRawBlock(maxValue int) int {
+	return MaxBlockSize + maxRecordOverhead + strata.MaxKeyLen + maxValue
+}
+
+// corrupt returns an error matching strata.ErrCorrupt.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: checkpoint: %s", strata.ErrCorrupt, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,282 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/strata-kv/strata"
+)
+
+// Mode says what a restore does with the keys already in the target.
+type Mode uint8
+
+const (
+	// Replace clears the target first: every key the target's Keys lists
+	// (for a strata.WithPrefix view, the keys under its prefix) is deleted,
+	// then the checkpoint is written. It is the default.
+	Replace Mode = iota
+	// Merge writes the checkpoint over the target: keys in the checkpoint
+	// are overwritten, other keys are kept.
+	Merge
+)
+
+// String returns "replace" or "merge".
+func (m Mode) String() string {
+	switch m {
+	case Replace:
+		return "replace"
+	case Merge:
+		return "merge"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// DefaultBatchSize is the number of entries per write of a restore when
+// RestoreOptions.BatchSize is zero.
+const DefaultBatchSize = 4096
+
+// RestoreOptions configure a restore. The zero value (or nil) gives the
+// defaults.
+type RestoreOptions struct {
+	// Mode is Replace (the default) or Merge.
+	Mode Mode
+
+	// BatchSize is how many entries one strata.PutMany (and, when
+	// clearing, one strata.DeleteMany) carries. Large batches matter for
+	// stores that sync each batch (bbolt, Pebble). Default
+	// DefaultBatchSize (4096).
+	BatchSize int
+
+	// BatchBytes flushes a batch early once its keys and values reach this
+	// many bytes, bounding memory. Default 4 MiB.
+	BatchBytes int
+
+	// Limits bound what the reader accepts (nil: the defaults).
+	Limits *Limits
+
+	// Clock tells the time that remaining TTLs are computed from. Default:
+	// the system clock.
+	Clock strata.Clock
+}
+
+func (o *RestoreOptions) resolve() (RestoreOptions, error) {
+	var r RestoreOptions
+	if o != nil {
+		r = *o
+	}
+	if r.Mode != Replace && r.Mode != Merge {
+		return r, fmt.Errorf("%w: checkpoint: restore mode %d (accepted: replace, merge)", strata.ErrInvalidConfig, r.Mode)
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = DefaultBatchSize
+	}
+	if r.BatchBytes == 0 {
+		r.BatchBytes = 4 << 20
+	}
+	if r.BatchSize < 0 || r.BatchBytes < 0 {
+		return r, fmt.Errorf("%w: checkpoint: negative batch size", strata.ErrInvalidConfig)
+	}
+	if r.Clock == nil {
+		r.Clock = strata.SystemClock{}
+	}
+	return r, nil
+}
+
+// Report describes a restore.
+type Report struct {
+	// ID is the checkpoint restored.
+	ID string
+	// Manifest is its verified manifest.
+	Manifest Manifest
+	// Restored counts the entries written to the target.
+	Restored int64
+	// Expired counts the entries skipped because they had expired by the
+	// time they were written.
+	Expired int64
+	// Cleared counts the keys Replace deleted from the target first.
+	Cleared int64
+	// Skipped lists the newer checkpoints RestoreLatest passed over, newest
+	// first, each with the reason.
+	Skipped []Skip
+}
+
+// Skip is a checkpoint that RestoreLatest passed over.
+type Skip struct {
+	ID  string
+	Err error // why: matches strata.ErrCorrupt for a damaged file
+}
+
+// Apply writes the records of rd into dst, in batches, after clearing dst
+// when opts.Mode is Replace. Each record keeps its remaining TTL, computed
+// when its batch is written; records expired by then are skipped.
+//
+// Apply does not verify the file before writing: the reader checks the
+// checksum only at the end, so a damaged file fails part-way, with earlier
+// batches applied. Use RestoreFile, or run Verify first, to apply only
+// verified checkpoints. Neither mode is atomic: a failure part-way leaves
+// the target partly restored (and, with Replace, partly cleared); restoring
+// again is idempotent.
+func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptions) (Report, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	if o.Mode == Replace {
+		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
+			return rep, err
+		}
+	}
+	// A goroutine reads and decompresses the next batches while this one
+	// writes: a restore into a store that syncs each batch overlaps the two.
+	// At most three batches are alive: one filling, one queued, one being
+	// written.
+	full := make(chan []Record, 1)
+	free := make(chan []Record, 2)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(done)
+		defer close(full)
+		recs, bytes := make([]Record, 0, o.BatchSize), 0
+		send := func() bool {
+			select {
+			case full <- recs:
+			case <-stop:
+				return false
+			}
+			select {
+			case recs = <-free:
+			default:
+				recs = make([]Record, 0, o.BatchSize)
+			}
+			bytes = 0
+			return true
+		}
+		for {
+			r, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				readErr = err
+				return
+			}
+			recs = append(recs, r)
+			bytes += len(r.Key) + len(r.Value)
+			if (len(recs) >= o.BatchSize || bytes >= o.BatchBytes) && !send() {
+				return
+			}
+		}
+		if len(recs) > 0 {
+			send()
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	ents := make([]strata.Entry, 0, o.BatchSize)
+	for recs := range full {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		now := o.Clock.Now()
+		ents = ents[:0]
+		for _, r := range recs {
+			ttl := strata.Remaining(now, r.ExpiresAt)
+			if ttl == 0 {
+				rep.Expired++
+				continue
+			}
+			ents = append(ents, strata.Entry{Key: r.Key, Value: r.Value, TTL: ttl})
+		}
+		clear(recs) // drop the references to their blocks
+		select {
+		case free <- recs[:0]:
+		default:
+		}
+		if len(ents) == 0 {
+			continue
+		}
+		if err := strata.PutMany(ctx, dst, ents); err != nil {
+			return rep, err
+		}
+		rep.Restored += int64(len(ents))
+	}
+	<-done
+	if readErr != nil {
+		return rep, readErr
+	}
+	rep.Manifest = rd.Manifest()
+	rep.ID = rep.Manifest.ID
+	return rep, nil
+}
+
+// clearStore deletes every key dst lists, batch by batch, while listing (the
+// strata contract allows writes during Keys).
+func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error) {
+	var n int64
+	keys := make([][]byte, 0, batch)
+	del := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		d, err := strata.DeleteMany(ctx, dst, keys)
+		n += int64(d)
+		keys = keys[:0]
+		return err
+	}
+	for k, err := range dst.Keys(ctx, nil) {
+		if err != nil {
+			return n, err
+		}
+		keys = append(keys, k)
+		if len(keys) >= batch {
+			if err := del(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, del()
+}
+
+// RestoreFile restores the checkpoint file at path into dst in two passes:
+// it first verifies the whole file (structure, limits, both SHA-256 sums)
+// without touching dst, then reads it again and applies it with Apply. A
+// damaged file therefore never restores partly; the price is reading and
+// decompressing the file twice. (Only a file changed between the passes
+// can fail in the second one; that is reported as corrupt.)
+func RestoreFile(ctx context.Context, path string, dst strata.Store, opts *RestoreOptions) (Report, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return Report{}, err
+	}
+	m, err := verifyFile(ctx, path, o.Limits)
+	if err != nil {
+		return Report{}, err
+	}
+	return applyVerified(ctx, path, m, dst, &o)
+}
+
+// applyVerified is the second pass of RestoreFile: m is the manifest the
+// first pass verified.
+func applyVerified(ctx context.Context, path string, m Manifest, dst strata.Store, o *RestoreOptions) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	rd, err := NewReader(f, o.Limits)
+	if err != nil {
+		return Report{}, err
+	}
+	rep, err := Apply(ctx, rd, dst, o)
+	if err == nil && rep.Manifest.Checksum != m.Checksum {
+		err = corrupt("%s changed between verification and restore", path)
+	}
+	return rep, err
+}
