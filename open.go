@@ -82,10 +82,15 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		if i := strings.Index(rawURL, "://"); i > 0 {
+		if i := strings.Index(rawURL, "://"); i > 0 && isScheme(rawURL[:i]) {
 			return rawURL[:i] + "://(unparsable)"
 		}
 		return "(unparsable)"
+	}
+	if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
+		// "scheme:user:secret@host" has no "//", so the parser sees no
+		// user information; the part before "@" may still be a password.
+		return u.Scheme + ":xxxxx" + u.Opaque[i:]
 	}
 	if _, has := u.User.Password(); !has {
 		return rawURL
@@ -102,4 +107,17 @@ func urlErrReason(rawURL string, err error) string {
 		return "malformed URL"
 	}
 	return ue.Err.Error()
+}
+
+// isScheme reports whether s has the form of a URL scheme (RFC 3986).
+func isScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

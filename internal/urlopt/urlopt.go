@@ -130,5 +130,5 @@ func (q *Query) Err() error {
 	if len(q.errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, q.u.Redacted(), errors.Join(q.errs...))
+	return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, strata.RedactURL(q.u.String()), errors.Join(q.errs...))
 }

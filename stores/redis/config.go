@@ -389,7 +389,7 @@ func (c Config) mergeURL(u *url.URL, r *resolved) error {
 		return err
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: redis: url %q: %w", strata.ErrInvalidConfig, u.Redacted(), errors.Join(errs...))
+		return fmt.Errorf("%w: redis: url %q: %w", strata.ErrInvalidConfig, strata.RedactURL(u.String()), errors.Join(errs...))
 	}
 	// mergeQuery set the fields on c.
 	r.cfg = c
@@ -480,7 +480,7 @@ func (c *Config) mergeQuery(u *url.URL) error {
 		return errors.Join(errs...)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, u.Redacted(), errors.Join(errs...))
+		return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, strata.RedactURL(u.String()), errors.Join(errs...))
 	}
 	return nil
 }

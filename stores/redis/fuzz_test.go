@@ -1,0 +1,61 @@
+package redis_test
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/stores/redis"
+)
+
+// FuzzParseURL: any string either parses into a Config that validates, or
+// fails with ErrInvalidConfig, never panics, and never echoes the password.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"redis://localhost:6379/0", "rediss://u:hunter2@h:1/3?prefix=app:",
+		"redis+cluster://h1:1,h2:2/?pool_max_conns=10", "redis://:hunter2@h:bad/", "redis://h/99",
+		"redis://h:1/0?read_timeout=1s&max_retries=-3", "rediss+cluster://u:hunter2@h:1/?tls_insecure=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		cfg, err := redis.ParseURL(u)
+		if err != nil {
+			if !errors.Is(err, strata.ErrInvalidConfig) {
+				t.Fatalf("ParseURL(%q) = %v, not ErrInvalidConfig", u, err)
+			}
+			if hasPassword(u, "hunter2") && strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("ParseURL(%q) error shows the password: %v", u, err)
+			}
+			return
+		}
+		if hasPassword(u, "hunter2") && strings.Contains(cfg.String(), "hunter2") {
+			t.Fatalf("Config.String shows the password: %s", cfg)
+		}
+	})
+}
+
+// hasPassword reports whether u carries pw as the password of its user
+// information (elsewhere, such as in a fragment, it is not a secret).
+func hasPassword(u, pw string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return strings.Contains(u, ":"+pw+"@")
+	}
+	got, ok := p.User.Password()
+	return ok && strings.Contains(got, pw)
+}
+
+// FuzzLoadTOML: any document either loads or fails with ErrInvalidConfig.
+func FuzzLoadTOML(f *testing.F) {
+	f.Add([]byte("[state.redis]\nurl = \"redis://h:1/0\"\nread_timeout = \"1s\"\n"))
+	f.Add([]byte("[state.redis]\nbogus = 1\n"))
+	f.Add([]byte("[state.redis\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if _, err := redis.LoadTOML(doc); err != nil && !errors.Is(err, strata.ErrInvalidConfig) {
+			t.Fatalf("LoadTOML = %v, not ErrInvalidConfig", err)
+		}
+	})
+}
