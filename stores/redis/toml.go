@@ -93,6 +93,18 @@ func LoadTOML(data []byte) (Config, error) {
 //	md, err := toml.Decode(text, &doc)
 //	cfg, err := redis.DecodeTOML(&md, doc.State.Redis)
 func DecodeTOML(md *toml.MetaData, prim toml.Primitive) (Config, error) {
+	c, err := decodeTOML(md, prim)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// decodeTOML decodes the table without validating the result.
+func decodeTOML(md *toml.MetaData, prim toml.Primitive) (Config, error) {
 	var keys map[string]any
 	if err := md.PrimitiveDecode(prim, &keys); err != nil {
 		return Config{}, fmt.Errorf("%w: redis: [%s]: %s", strata.ErrInvalidConfig, TOMLTable, tomlErrReason(err))
@@ -152,9 +164,6 @@ func DecodeTOML(md *toml.MetaData, prim toml.Primitive) (Config, error) {
 	}
 	if len(errs) > 0 {
 		return Config{}, configErr(errs)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, err
 	}
 	return c, nil
 }
