@@ -12,7 +12,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/window"
-	_ "github.com/strata-kv/strata/stores/memory"
+	_ "github.com/strata-kv/strata/stores/all"
 )
 
 // demoConfig are the demo's flags.

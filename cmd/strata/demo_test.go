@@ -6,19 +6,6 @@ import (
 	"testing"
 )
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	var out bytes.Buffer
-	root := newRoot()
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	if err := root.ExecuteContext(t.Context()); err != nil {
-		t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
-}
-
 func TestDemo(t *testing.T) {
 	out := run(t, "demo", "--events", "2000", "--window", "1s")
 	if !strings.Contains(out, "processed 2000 events") || !strings.Contains(out, "hold 2000 events") {

@@ -32,6 +32,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDemo(), newGet(), newPut(), newDel(), newKeys(), newTTL(), newStats(), newMigrate(), newBench())
+	root.AddCommand(newDemo(), newGet(), newPut(), newDel(), newKeys(), newTTL(), newStats(), newMigrate(), newBench(), newCheckpoint())
 	return root
 }

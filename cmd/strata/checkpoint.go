@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/checkpoint"
+)
+
+// checkpointFlags are the flags shared by the checkpoint subcommands.
+type checkpointFlags struct {
+	storeFlags
+	dir string
+}
+
+func (f *checkpointFlags) register(cmd *cobra.Command, withStore bool) {
+	if withStore {
+		f.storeFlags.register(cmd)
+	}
+	cmd.Flags().StringVar(&f.dir, "dir", envOr("CHECKPOINT_DIR", "checkpoints"), "checkpoint directory (env CHECKPOINT_DIR)")
+}
+
+// coordinator opens a Coordinator over the directory, for s (nil for the
+// commands that only read files).
+func (f *checkpointFlags) coordinator(s strata.Store) (*checkpoint.Coordinator, error) {
+	return checkpoint.New(s, &checkpoint.Options{Dir: f.dir})
+}
+
+func newCheckpoint() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Create, list, verify, inspect and restore checkpoints of a store",
+	}
+	cmd.AddCommand(newCheckpointCreate(), newCheckpointList(), newCheckpointVerify(), newCheckpointRestore(), newCheckpointInspect())
+	return cmd
+}
+
+func newCheckpointCreate() *cobra.Command {
+	var f checkpointFlags
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Write a checkpoint of --store into --dir",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
+				c, err := f.coordinator(s)
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				m, err := c.Checkpoint(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created %s: %d entries, %s (%s raw) in %v\n",
+					m.ID, m.Entries, bytesHuman(m.CompressedBytes), bytesHuman(m.RawBytes), time.Since(start).Round(time.Millisecond))
+				return nil
+			})
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newCheckpointList() *cobra.Command {
+	var f checkpointFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the checkpoints in --dir, newest last (without verifying them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.coordinator(nil)
+			if err != nil {
+				return err
+			}
+			infos, err := c.List()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tCREATED\tENTRIES\tSIZE\tSOURCE\tSTATE")
+			for _, in := range infos {
+				state := "ok (unverified)"
+				if in.Err != nil {
+					state = "damaged: " + in.Err.Error()
+				}
+				m := in.Manifest
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", in.ID, m.Created.Format(time.RFC3339), m.Entries, bytesHuman(in.Size), m.Source, state)
+			}
+			return w.Flush()
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newCheckpointVerify() *cobra.Command {
+	var f checkpointFlags
+	cmd := &cobra.Command{
+		Use:   "verify [ID...]",
+		Short: "Verify the checksums and structure of checkpoints (all by default)",
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			c, err := f.coordinator(nil)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				infos, err := c.List()
+				if err != nil {
+					return err
+				}
+				for _, in := range infos {
+					ids = append(ids, in.ID)
+				}
+			}
+			var bad []error
+			for _, id := range ids {
+				m, err := c.Verify(cmd.Context(), id)
+				if err != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: FAILED: %v\n", id, err)
+					bad = append(bad, fmt.Errorf("%s: %w", id, err))
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d entries, %s\n", id, m.Entries, m.Checksum)
+			}
+			if len(bad) > 0 {
+				return fmt.Errorf("%d of %d checkpoints failed verification: %w", len(bad), len(ids), errors.Join(bad...))
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newCheckpointRestore() *cobra.Command {
+	var (
+		f     checkpointFlags
+		merge bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore [ID]",
+		Short: "Restore a checkpoint into --store (the newest valid one by default)",
+		Long: `restore verifies the checkpoint, then writes its entries into --store with
+their remaining TTLs (expired ones are skipped). Without an ID it restores
+the newest valid checkpoint and names the damaged newer ones it skipped. By
+default the store is cleared first (replace); --merge keeps other keys.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
+				opts := &checkpoint.Options{Dir: f.dir}
+				if merge {
+					opts.Mode = checkpoint.Merge
+				}
+				c, err := checkpoint.New(s, opts)
+				if err != nil {
+					return err
+				}
+				var r checkpoint.Report
+				if len(args) == 1 {
+					r, err = c.Restore(ctx, args[0])
+				} else {
+					r, err = c.RestoreLatest(ctx)
+				}
+				out := cmd.OutOrStdout()
+				for _, sk := range r.Skipped {
+					fmt.Fprintf(out, "skipped %s: %v\n", sk.ID, sk.Err)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "restored %s: %d entries (%d expired, %d keys cleared first)\n", r.ID, r.Restored, r.Expired, r.Cleared)
+				return nil
+			})
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&merge, "merge", false, "keep the store's other keys instead of clearing it first")
+	return cmd
+}
+
+func newCheckpointInspect() *cobra.Command {
+	var (
+		f       checkpointFlags
+		records int
+	)
+	cmd := &cobra.Command{
+		Use:   "inspect ID",
+		Short: "Print a checkpoint's manifest and its first records",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.coordinator(nil)
+			if err != nil {
+				return err
+			}
+			path, err := c.Path(args[0])
+			if err != nil {
+				return err
+			}
+			file, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			st, err := file.Stat()
+			if err != nil {
+				return err
+			}
+			m, err := checkpoint.ReadManifest(file, st.Size())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "id\t%s\nformat\t%d\ncreated\t%s\nsource\t%s\nentries\t%d\nraw\t%s\ndata\t%s (%s)\nchecksum\t%s\n",
+				m.ID, m.FormatVersion, m.Created.Format(time.RFC3339Nano), m.Source, m.Entries,
+				bytesHuman(m.RawBytes), bytesHuman(m.CompressedBytes), m.Compression, m.Checksum)
+			for k, v := range m.Labels {
+				fmt.Fprintf(w, "label %s\t%s\n", k, v)
+			}
+			w.Flush()
+			if records <= 0 {
+				return nil
+			}
+			if _, err := file.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			rd, err := checkpoint.NewReader(file, nil)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			for range records {
+				rec, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				ttl := "no expiry"
+				if rec.ExpiresAt != 0 {
+					ttl = rec.TTL(now).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(out, "%s = %s (%s)\n", f.show(rec.Key), f.show(rec.Value), ttl)
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().BoolVar(&f.hex, "hex", false, "print keys and values as hex")
+	cmd.Flags().IntVar(&records, "records", 10, "records to print")
+	return cmd
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain runs the command itself when the test binary is re-executed
+// with STRATA_MAIN=1, so that tests can drive it as a separate process
+// (and signal it) without building another binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("STRATA_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// command returns an exec.Cmd running "strata args..." as a child process.
+func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "STRATA_MAIN=1")
+	return cmd
+}
+
+// runProcess runs strata as a child process and returns its combined
+// output and error.
+func runProcess(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := command(t, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// run runs strata in process and fails the test on error.
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := runErr(t, args...)
+	if err != nil {
+		t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// runErr runs strata in process and returns its output and error.
+func runErr(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root := newRoot()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader(""))
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
