@@ -491,3 +491,31 @@ func ExampleFencedPut() {
 	fmt.Println(errors.Is(err, locks.ErrStaleToken), string(v), tok)
 	// Output: true new 42
 }
+
+func TestInstrument(t *testing.T) {
+	ctx := t.Context()
+	l := locks.Instrument(&memLocker{tab: newMemTable()})
+	a, err := l.TryAcquire(ctx, "job", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TryAcquire(ctx, "job", time.Minute); !errors.Is(err, locks.ErrHeld) {
+		t.Fatalf("second TryAcquire = %v", err)
+	}
+	if _, err := l.TryAcquire(ctx, "", time.Minute); err == nil {
+		t.Fatal("TryAcquire with an empty name succeeded")
+	}
+	if st := l.Stats(); st.Acquired != 1 || st.Contended != 1 || st.Failed != 1 || st.Held != 1 {
+		t.Fatalf("Stats = %+v", st)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().Released != 1 || l.Stats().Held != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats after Release = %+v", l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

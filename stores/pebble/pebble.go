@@ -1125,7 +1125,7 @@ func (s *Store) Ping(ctx context.Context) error {
 //
 //	disk_usage_bytes             bytes on disk (tables, WAL, manifests)
 //	memtable_size_bytes          bytes in memtables
-//	memtable_count               memtables, flushing ones included
+//	memtables                    memtables, flushing ones included
 //	wal_size_bytes               live write-ahead log bytes
 //	flushes_total                memtable flushes
 //	compactions_total            compactions
@@ -1152,7 +1152,7 @@ func (s *Store) Stats() strata.Stats {
 	st.Gauges = map[string]float64{
 		"disk_usage_bytes":         float64(m.DiskSpaceUsage()),
 		"memtable_size_bytes":      float64(m.MemTable.Size),
-		"memtable_count":           float64(m.MemTable.Count),
+		"memtables":                float64(m.MemTable.Count),
 		"wal_size_bytes":           float64(m.WAL.Size),
 		"flushes_total":            float64(m.Flush.Count),
 		"compactions_total":        float64(m.Compact.Count),
