@@ -174,9 +174,10 @@ type Info struct {
 // removed by New and before each checkpoint.
 //
 // Ids are "SEQUENCE-TIME" (000000000042-20250102T150405.123Z): the sequence
-// continues from the highest one in the directory, so ids sort in creation
-// order even if the clock moves back. List, retention and RestoreLatest
-// order checkpoints by id.
+// continues from the highest one in the directory at each checkpoint, so
+// ids sort in creation order even if the clock moves back or another
+// Coordinator published into the directory meanwhile. List, retention and
+// RestoreLatest order checkpoints by id.
 //
 // Checkpoints and restores run one at a time. A Coordinator does not close
 // its store.
@@ -212,16 +213,31 @@ func New(store strata.Store, opts *Options) (*Coordinator, error) {
 			o.Source = st.Backend
 		}
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+	if _, err := os.Stat(o.Dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		// Make the new directory's entry durable, or a crash could lose
+		// the directory with the checkpoints published into it.
+		if err := syncDir(filepath.Dir(filepath.Clean(o.Dir))); err != nil {
+			return nil, err
+		}
 	}
 	c := &Coordinator{store: store, opts: o}
 	if err := c.removeTemps(); err != nil {
 		return nil, err
 	}
+	return c, nil
+}
+
+// nextID returns the id of the next checkpoint. Its sequence continues from
+// the highest in the directory, read now rather than once in New: another
+// Coordinator (the strata checkpoint command, say) may have published
+// meanwhile, and the new id must still sort after its checkpoints.
+func (c *Coordinator) nextID(start time.Time) (string, error) {
 	ids, err := c.ids()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	for _, id := range ids {
 		if i := strings.IndexByte(id, '-'); i > 0 {
@@ -230,7 +246,8 @@ func New(store strata.Store, opts *Options) (*Coordinator, error) {
 			}
 		}
 	}
-	return c, nil
+	c.seq++
+	return fmt.Sprintf("%012d-%s", c.seq, start.UTC().Format("20060102T150405.000Z")), nil
 }
 
 // Dir returns the checkpoint directory.
@@ -382,8 +399,10 @@ func (c *Coordinator) publish(ctx context.Context, start time.Time) (Manifest, i
 	if err := c.removeTemps(); err != nil {
 		return Manifest{}, 0, err
 	}
-	c.seq++
-	id := fmt.Sprintf("%012d-%s", c.seq, start.UTC().Format("20060102T150405.000Z"))
+	id, err := c.nextID(start)
+	if err != nil {
+		return Manifest{}, 0, err
+	}
 	final := filepath.Join(c.opts.Dir, id+Ext)
 	tmp := filepath.Join(c.opts.Dir, "."+id+"."+strconv.Itoa(os.Getpid())+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)

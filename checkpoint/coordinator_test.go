@@ -221,6 +221,50 @@ func TestRetentionKeepsNewest(t *testing.T) {
 	}
 }
 
+// TestSequenceAcrossWriters: a second Coordinator on the same directory
+// (the strata checkpoint command next to the application's own) publishes
+// checkpoints meanwhile. The next id of the first must still sort after
+// them, or RestoreLatest would restore the other's older state and
+// retention would delete the first one's newer checkpoints.
+func TestSequenceAcrossWriters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	app := newMem(t, nil)
+	cli := newMem(t, nil)
+	ca := newCoordinator(t, app, checkpoint.Options{Dir: dir, MaxCheckpoints: 3})
+	cb := newCoordinator(t, cli, checkpoint.Options{Dir: dir, MaxCheckpoints: 3})
+	setValue(t, cli, "v", "other writer")
+	for range 3 {
+		if _, err := cb.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setValue(t, app, "v", "newest")
+	m, err := ca.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := ca.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := list[len(list)-1].ID; last != m.ID {
+		t.Fatalf("newest checkpoint %s does not sort last (last is %s)", m.ID, last)
+	}
+	dst := newMem(t, nil)
+	rc := newCoordinator(t, dst, checkpoint.Options{Dir: dir})
+	rep, err := rc.RestoreLatest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ID != m.ID {
+		t.Fatalf("RestoreLatest restored %s, want the newest %s", rep.ID, m.ID)
+	}
+	if got := dump(t, dst)["v"].Value; got != "newest" {
+		t.Fatalf("restored v = %q, want %q", got, "newest")
+	}
+}
+
 func TestMinInterval(t *testing.T) {
 	ctx := context.Background()
 	clock := fakeClock()

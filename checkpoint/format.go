@@ -33,6 +33,12 @@ const (
 	// it only to hold a single record larger than the block size.
 	MaxBlockSize = 16 << 20
 
+	// MaxValueSizeLimit bounds WriterOptions.MaxValueSize and
+	// Limits.MaxValueSize: 2 GiB. A block stores its raw and compressed
+	// lengths as uint32, which must hold a block of one such record,
+	// compressed or not.
+	MaxValueSizeLimit = 1 << 31
+
 	// MaxManifestSize bounds the JSON manifest in the footer: 1 MiB.
 	MaxManifestSize = 1 << 20
 

@@ -27,7 +27,8 @@ type Limits struct {
 	// MaxValueSize bounds a record's value; a larger one fails as corrupt.
 	// The reader's largest allocation is about two blocks of
 	// MaxBlockSize+MaxValueSize+strata.MaxKeyLen bytes. Default
-	// DefaultMaxValueSize (32 MiB).
+	// DefaultMaxValueSize (32 MiB); a larger value than MaxValueSizeLimit
+	// (which no file can exceed) counts as MaxValueSizeLimit.
 	MaxValueSize int
 }
 
@@ -35,7 +36,7 @@ func (l *Limits) maxValue() int {
 	if l == nil || l.MaxValueSize <= 0 {
 		return DefaultMaxValueSize
 	}
-	return l.MaxValueSize
+	return min(l.MaxValueSize, MaxValueSizeLimit)
 }
 
 // decoders holds one zstd decoder per raw block limit, shared by every

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -215,6 +216,10 @@ func TestWriterRejects(t *testing.T) {
 		{BlockSize: checkpoint.MaxBlockSize + 1},
 		{Compression: 9},
 		{MaxValueSize: -1},
+		// A block's raw length is a uint32: a value this large would be
+		// written with a wrapped length, a file that passes its checksums
+		// and cannot be read.
+		{MaxValueSize: 1 << 32},
 	} {
 		if _, err := checkpoint.NewWriter(&buf, o); !errors.Is(err, strata.ErrInvalidConfig) {
 			t.Errorf("NewWriter(%+v): %v, want ErrInvalidConfig", o, err)
@@ -238,6 +243,18 @@ func TestWriterRejects(t *testing.T) {
 	} {
 		if err := w.Append(tc.key, tc.value, tc.exp); !errors.Is(err, tc.want) {
 			t.Errorf("Append(%d-byte key, %d-byte value, %d): %v, want %v", len(tc.key), len(tc.value), tc.exp, err, tc.want)
+		}
+	}
+}
+
+// TestLargeLimits: a reader allowed values beyond what the format can
+// hold (a block's length is a uint32) still reads valid files, instead of
+// rejecting every block against an overflowed limit.
+func TestLargeLimits(t *testing.T) {
+	data := smallFile(t, 100, 1024, checkpoint.CompressionZstd)
+	for _, max := range []int{1 << 32, math.MaxInt} {
+		if n, err := readAll(data, &checkpoint.Limits{MaxValueSize: max}); err != nil || n != 100 {
+			t.Errorf("Limits.MaxValueSize %d: read %d records, %v; want 100, nil", max, n, err)
 		}
 	}
 }

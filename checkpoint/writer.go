@@ -47,7 +47,8 @@ type WriterOptions struct {
 	BlockSize int
 
 	// MaxValueSize bounds the values the writer accepts, so that it never
-	// writes a file the default reader refuses. Default DefaultMaxValueSize.
+	// writes a file the default reader refuses. At most MaxValueSizeLimit.
+	// Default DefaultMaxValueSize.
 	MaxValueSize int
 
 	// Clock dates the manifest and turns remaining TTLs into absolute
@@ -91,8 +92,8 @@ func (o *WriterOptions) resolve() (WriterOptions, error) {
 	if r.MaxValueSize == 0 {
 		r.MaxValueSize = DefaultMaxValueSize
 	}
-	if r.MaxValueSize < 0 {
-		return r, fmt.Errorf("%w: checkpoint: max value size %d", strata.ErrInvalidConfig, r.MaxValueSize)
+	if r.MaxValueSize < 0 || r.MaxValueSize > MaxValueSizeLimit {
+		return r, fmt.Errorf("%w: checkpoint: max value size %d (accepted: 0 to %d)", strata.ErrInvalidConfig, r.MaxValueSize, MaxValueSizeLimit)
 	}
 	return r, nil
 }

@@ -89,6 +89,7 @@ type ManagedLease struct {
 	renew      *time.Timer // fires at nextRenew; nil without renewal
 	err        error
 	done       chan struct{}
+	doneClosed bool            // Done may close before stateEnded (see expire)
 	ctx        context.Context // cancelled when the lease ends
 	cancel     context.CancelFunc
 }
@@ -176,23 +177,35 @@ func (l *ManagedLease) loseLocked(cause error) {
 	}()
 }
 
-// endLocked records err, stops the timers and closes Done.
+// endLocked stops the timers and, unless Done is already closed, records
+// err and closes Done.
 func (l *ManagedLease) endLocked(err error) {
 	l.state = stateEnded
-	l.err = err
 	l.expiry.Stop()
 	if l.renew != nil {
 		l.renew.Stop()
 	}
 	l.cancel()
-	close(l.done)
+	l.closeDoneLocked(err)
 }
 
-// expire runs when the validity ends without a renewal.
+// closeDoneLocked records err and closes Done, once.
+func (l *ManagedLease) closeDoneLocked(err error) {
+	if !l.doneClosed {
+		l.doneClosed = true
+		l.err = err
+		close(l.done)
+	}
+}
+
+// expire runs when the validity ends without a renewal. It keeps running
+// while a Release is in flight: a Release that hangs (a partitioned
+// network) must not keep Done open once the backend may have let the lock
+// go; Release still does the cleanup when it returns.
 func (l *ManagedLease) expire() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state != stateHeld || time.Now().Before(l.validUntil) {
+	if l.state == stateEnded || time.Now().Before(l.validUntil) {
 		return // renewed meanwhile: the timer was reset
 	}
 	cause := errors.New("not renewed within its ttl")
@@ -200,6 +213,10 @@ func (l *ManagedLease) expire() {
 		cause = fmt.Errorf("not renewed within its ttl (%v): last renewal failed: %w", l.ttl, l.lastErr)
 	} else if l.renew == nil {
 		cause = fmt.Errorf("ttl of %v ran out (automatic renewal disabled)", l.ttl)
+	}
+	if l.state == stateReleasing {
+		l.closeDoneLocked(fmt.Errorf("%w: %w, while Release was in flight", ErrLost, cause))
+		return
 	}
 	l.loseLocked(cause)
 }
@@ -331,10 +348,11 @@ func (l *ManagedLease) Release(ctx context.Context) error {
 		return err
 	}
 	l.state = stateReleasing
-	l.expiry.Stop()
 	if l.renew != nil {
 		l.renew.Stop()
 	}
+	// The expiry timer keeps running: if the validity runs out before the
+	// backend answers, Done closes then (see expire).
 	l.mu.Unlock()
 
 	// An in-flight renewal finishes first (it is bounded by the validity):
@@ -346,9 +364,13 @@ func (l *ManagedLease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil {
-		l.endLocked(ErrReleased)
+		err = ErrReleased
+	}
+	// ErrLost, or a failure that gave the lease up; or, if the validity ran
+	// out meanwhile, the loss expire recorded.
+	l.endLocked(err)
+	if errors.Is(l.err, ErrReleased) {
 		return nil
 	}
-	l.endLocked(err) // ErrLost, or a failure that gave the lease up
-	return err
+	return l.err
 }

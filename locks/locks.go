@@ -66,6 +66,8 @@
 //     resource has already accepted.
 //   - [strata.ErrInvalidKey], [strata.ErrInvalidTTL]: a bad name or TTL,
 //     rejected before any I/O.
+//   - [strata.ErrInvalidConfig]: bad Options (or a nil client or pool)
+//     given to a Locker's constructor or to [Retry].
 //   - [strata.ErrUnavailable], [strata.ErrIndeterminate]: the backend could
 //     not be reached, or the outcome of a request is unknown, wrapped in a
 //     [*strata.OpError].
@@ -135,7 +137,10 @@ type Lease interface {
 	// a backend error, in which case the lease is given up all the same
 	// and the lock frees itself when its TTL runs out (Redis) or its
 	// connection is closed (Postgres). Either way Done is closed when
-	// Release returns. Releasing a released lease returns nil.
+	// Release returns. A Release still waiting for the backend when the
+	// lease's validity runs out does not hold Done open: Done closes then,
+	// and Release returns an error matching ErrLost. Releasing a released
+	// lease returns nil.
 	Release(ctx context.Context) error
 }
 
@@ -214,13 +219,13 @@ func (o *Options) EnsureDefaults() {
 	}
 }
 
-// Validate reports negative durations and a MinBackoff above MaxBackoff,
-// with an error matching strata.ErrInvalidTTL. Call it after
-// EnsureDefaults.
+// Validate reports a MinBackoff that is not positive or a MaxBackoff below
+// it, with an error matching strata.ErrInvalidConfig. Call it after
+// EnsureDefaults (which turns zero fields into the defaults).
 func (o *Options) Validate() error {
-	if o.MinBackoff < 0 || o.MaxBackoff < 0 || o.MinBackoff > o.MaxBackoff {
+	if o.MinBackoff <= 0 || o.MaxBackoff < o.MinBackoff {
 		return fmt.Errorf("%w: locks: backoff must satisfy 0 < MinBackoff (%v) <= MaxBackoff (%v)",
-			strata.ErrInvalidTTL, o.MinBackoff, o.MaxBackoff)
+			strata.ErrInvalidConfig, o.MinBackoff, o.MaxBackoff)
 	}
 	return nil
 }

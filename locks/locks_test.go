@@ -160,6 +160,7 @@ type scripted struct {
 	release   error
 	releases  int
 	abandons  int
+	hold      chan struct{} // if set, Release waits for it to close
 }
 
 func (s *scripted) Renew(context.Context, time.Duration) error {
@@ -176,8 +177,14 @@ func (s *scripted) Renew(context.Context, time.Duration) error {
 
 func (s *scripted) Release(context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.releases++
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.release
 }
 
@@ -362,6 +369,39 @@ func TestLeaseRelease(t *testing.T) {
 	}
 }
 
+// TestLeaseExpiresDuringRelease: a Release stuck in the backend does not
+// hold Done open past the lease's validity.
+func TestLeaseExpiresDuringRelease(t *testing.T) {
+	ctx := context.Background()
+	b := &scripted{hold: make(chan struct{})}
+	l := newScripted(b, 200*time.Millisecond, &locks.Options{DisableRenewal: true})
+	first := make(chan error, 1)
+	go func() { first <- l.Release(ctx) }()
+	eventually(t, "Release to reach the backend", func() bool { _, r, _ := b.counts(); return r == 1 })
+	waitDone(t, l)
+	if err := l.Err(); !errors.Is(err, locks.ErrLost) {
+		t.Fatalf("Err() = %v, want ErrLost", err)
+	}
+	if err := l.Release(ctx); !errors.Is(err, locks.ErrLost) {
+		t.Fatalf("second Release = %v, want ErrLost", err)
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("Release returned (%v) before the backend answered", err)
+	default:
+	}
+	close(b.hold)
+	if err := <-first; !errors.Is(err, locks.ErrLost) {
+		t.Fatalf("Release = %v, want ErrLost", err)
+	}
+	if !errors.Is(l.Err(), locks.ErrLost) {
+		t.Fatalf("Err() after Release = %v, want ErrLost still", l.Err())
+	}
+	if _, rel, ab := b.counts(); rel != 1 || ab != 0 {
+		t.Fatalf("backend Release %d times, Abandon %d; want 1 and 0", rel, ab)
+	}
+}
+
 func TestRetry(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
@@ -398,6 +438,25 @@ func TestRetry(t *testing.T) {
 	_ = l.Release(ctx)
 }
 
+// TestRetryBadOptions: Retry is exported and takes options directly; bad
+// backoff is an error, never a panic (rand.N panics on a bound <= 0).
+func TestRetryBadOptions(t *testing.T) {
+	for _, o := range []locks.Options{
+		{MinBackoff: -10 * time.Millisecond},
+		{MinBackoff: time.Millisecond, MaxBackoff: -time.Second},
+		{MinBackoff: time.Second, MaxBackoff: time.Millisecond},
+	} {
+		calls := 0
+		_, err := locks.Retry(context.Background(), "n", &o, func(context.Context) (locks.Lease, error) {
+			calls++
+			return nil, locks.ErrHeld
+		})
+		if !errors.Is(err, strata.ErrInvalidConfig) || calls != 0 {
+			t.Errorf("Retry with %+v = %v after %d attempts, want ErrInvalidConfig before any", o, err, calls)
+		}
+	}
+}
+
 func TestOptions(t *testing.T) {
 	var o locks.Options
 	o.EnsureDefaults()
@@ -405,8 +464,8 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("defaults = %+v", o)
 	}
 	o = locks.Options{MinBackoff: time.Second, MaxBackoff: time.Millisecond}
-	if err := o.Validate(); err == nil {
-		t.Fatal("MinBackoff > MaxBackoff accepted")
+	if err := o.Validate(); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Fatalf("MinBackoff > MaxBackoff: %v, want ErrInvalidConfig", err)
 	}
 	if err := locks.CheckName(""); !errors.Is(err, strata.ErrInvalidKey) {
 		t.Fatal(err)

@@ -19,13 +19,17 @@ import (
 // that have a TryAcquire.
 //
 // When ctx ends, the error matches ctx.Err() and the last attempt's error
-// (usually ErrHeld).
+// (usually ErrHeld). Options that fail Validate are an error matching
+// strata.ErrInvalidConfig, returned before any attempt.
 func Retry(ctx context.Context, name string, o *Options, try func(context.Context) (Lease, error)) (Lease, error) {
 	var opts Options
 	if o != nil {
 		opts = *o
 	}
 	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	step := opts.MinBackoff
 	var timer *time.Timer
 	for {

@@ -147,10 +147,11 @@ type Locker struct {
 var _ locks.Locker = (*Locker)(nil)
 
 // New returns a Locker over pool. The fencing table is created on first
-// use, not here.
+// use, not here. Bad options, and a nil pool, fail with an error matching
+// strata.ErrInvalidConfig.
 func New(pool *pgxpool.Pool, o *Options) (*Locker, error) {
 	if pool == nil {
-		return nil, errors.New("locks/postgres: nil pool")
+		return nil, fmt.Errorf("%w: locks/postgres: New with a nil pool", strata.ErrInvalidConfig)
 	}
 	var opts Options
 	if o != nil {
@@ -166,7 +167,7 @@ func New(pool *pgxpool.Pool, o *Options) (*Locker, error) {
 	parts := strings.Split(opts.Table, ".")
 	for _, p := range parts {
 		if p == "" || len(parts) > 2 {
-			return nil, fmt.Errorf("%w: locks/postgres: Table %q is not a name or schema.name", strata.ErrInvalidKey, opts.Table)
+			return nil, fmt.Errorf("%w: locks/postgres: Table %q is not a name or schema.name", strata.ErrInvalidConfig, opts.Table)
 		}
 	}
 	return &Locker{pool: pool, opts: opts.Options, table: pgx.Identifier(parts).Sanitize(), noTO: opts.NoSessionTimeout}, nil

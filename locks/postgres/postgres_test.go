@@ -126,8 +126,11 @@ func TestAdvisoryKey(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := New(nil, nil); err == nil {
-		t.Error("New(nil) succeeded")
+	if _, err := New(nil, nil); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Errorf("New(nil) = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := New(nil, &Options{Options: locks.Options{MinBackoff: -time.Second}}); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Errorf("New with a negative MinBackoff = %v, want ErrInvalidConfig", err)
 	}
 	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/x?connect_timeout=1")
 	if err != nil {
@@ -135,8 +138,8 @@ func TestNew(t *testing.T) {
 	}
 	defer pool.Close()
 	for _, table := range []string{"a..b", ".a", "a.b.c"} {
-		if _, err := New(pool, &Options{Table: table}); !errors.Is(err, strata.ErrInvalidKey) {
-			t.Errorf("Table %q: %v, want ErrInvalidKey", table, err)
+		if _, err := New(pool, &Options{Table: table}); !errors.Is(err, strata.ErrInvalidConfig) {
+			t.Errorf("Table %q: %v, want ErrInvalidConfig", table, err)
 		}
 	}
 	lk := newLocker(t, pool, nil)

@@ -100,10 +100,11 @@ var _ locks.Locker = (*Locker)(nil)
 // New returns a Locker over c, which may be a *goredis.Client, a
 // *goredis.ClusterClient, a failover client or a Ring (a Ring shards by
 // the whole key and keeps the two keys of a lock together only through the
-// hash tag if it is configured to, so prefer the others).
+// hash tag if it is configured to, so prefer the others). Bad options, and
+// a nil client, fail with an error matching strata.ErrInvalidConfig.
 func New(c goredis.UniversalClient, o *Options) (*Locker, error) {
 	if c == nil {
-		return nil, errors.New("locks/redis: nil client")
+		return nil, fmt.Errorf("%w: locks/redis: New with a nil client", strata.ErrInvalidConfig)
 	}
 	var opts Options
 	if o != nil {
@@ -117,7 +118,7 @@ func New(c goredis.UniversalClient, o *Options) (*Locker, error) {
 		opts.Prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, fmt.Errorf("%w: locks/redis: Prefix %q must not contain '{' or '}'", strata.ErrInvalidKey, opts.Prefix)
+		return nil, fmt.Errorf("%w: locks/redis: Prefix %q must not contain '{' or '}'", strata.ErrInvalidConfig, opts.Prefix)
 	}
 	return &Locker{c: c, opts: opts.Options, prefix: opts.Prefix}, nil
 }

@@ -108,14 +108,14 @@ func testClusterConformance(t *testing.T, cl *testserver.RedisCluster) {
 func TestNew(t *testing.T) {
 	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
-	if _, err := New(nil, nil); err == nil {
-		t.Error("New(nil client) succeeded")
+	if _, err := New(nil, nil); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Errorf("New(nil client) = %v, want ErrInvalidConfig", err)
 	}
-	if _, err := New(c, &Options{Prefix: "a{b"}); !errors.Is(err, strata.ErrInvalidKey) {
-		t.Errorf("New with a brace in Prefix = %v, want ErrInvalidKey", err)
+	if _, err := New(c, &Options{Prefix: "a{b"}); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Errorf("New with a brace in Prefix = %v, want ErrInvalidConfig", err)
 	}
-	if _, err := New(c, &Options{Options: locks.Options{MinBackoff: time.Second, MaxBackoff: time.Millisecond}}); err == nil {
-		t.Error("New with MinBackoff > MaxBackoff succeeded")
+	if _, err := New(c, &Options{Options: locks.Options{MinBackoff: time.Second, MaxBackoff: time.Millisecond}}); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Errorf("New with MinBackoff > MaxBackoff = %v, want ErrInvalidConfig", err)
 	}
 	lk, err := New(c, nil)
 	if err != nil {
