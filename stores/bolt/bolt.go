@@ -616,8 +616,9 @@ const (
 // exactly once. It reads them in chunks, each in its own short read
 // transaction, and holds no transaction while the loop body runs.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer
 	return func(yield func([]byte, error) bool) {
-		from := clone(prefix)
+		from := prefix
 		done := ctx.Done()
 		// The chunk's array is reused; the keys in it are the caller's.
 		buf := make([][]byte, 0, firstKeysChunk)
@@ -1173,8 +1174,9 @@ type snapshot struct {
 // reading them from the snapshot's transaction in chunks: the snapshot's
 // lock is not held while the loop body runs.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer
 	return func(yield func(strata.Entry, error) bool) {
-		from := clone(prefix)
+		from := prefix
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(strata.Entry{}, err)

@@ -782,8 +782,10 @@ func closeIter(it *pebbledb.Iterator, err *error) {
 // exactly once. It reads them in chunks, each through its own iterator, and
 // holds no iterator while the loop body runs.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer
+	upper := prefixEnd(prefix)
 	return func(yield func([]byte, error) bool) {
-		from, upper := clone(prefix), prefixEnd(prefix)
+		from := prefix
 		done := ctx.Done()
 		// The chunk's array is reused; the keys in it are the caller's.
 		buf := make([][]byte, 0, firstKeysChunk)
@@ -902,8 +904,14 @@ func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	return out, nil
 }
 
+// maxBatchSize is Pebble's limit on the size of one batch (it panics
+// beyond it); the 16 bytes per entry that PutMany adds for record headers
+// over-estimate them, so that a batch it accepts fits.
+const maxBatchSize uint64 = 4 << 30
+
 // PutMany writes every entry in one batch: all of them or, on any error,
-// none. Every entry is validated before anything is written.
+// none. Every entry is validated before anything is written; a batch of
+// 4 GiB or more fails with strata.ErrValueTooLarge.
 func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 	size := 0
 	ttls := make([]time.Duration, len(entries))
@@ -914,6 +922,9 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 		}
 		ttls[i] = ttl
 		size += len(e.Key) + ttlval.Size(len(e.Value)) + 16
+	}
+	if uint64(size) >= maxBatchSize {
+		return inputErr("put_many", nil, fmt.Errorf("%w: the batch needs %d bytes, Pebble's limit is %d", strata.ErrValueTooLarge, size, maxBatchSize))
 	}
 	if len(entries) == 0 {
 		return nil
@@ -929,12 +940,8 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 	for i, e := range entries {
 		op := b.SetDeferred(len(e.Key), ttlval.Size(len(e.Value)))
 		copy(op.Key, e.Key)
-		exp := int64(0)
-		if ttls[i] > 0 {
-			exp = strata.ExpiryMillis(now, ttls[i])
-		}
-		ttlval.Append(op.Value[:0], exp, e.Value)
-		op.Finish()
+		ttlval.Append(op.Value[:0], strata.ExpiryMillis(now, ttls[i]), e.Value)
+		_ = op.Finish() // fails only for an indexed batch
 		n += len(e.Key) + len(e.Value)
 	}
 	set := s.lockKeys(len(entries), func(yield func([]byte) bool) {
@@ -1339,8 +1346,10 @@ type snapshot struct {
 // Entries yields copies of the live entries under prefix, in key order, in
 // chunks: no iterator is open while the loop body runs.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer
+	upper := prefixEnd(prefix)
 	return func(yield func(strata.Entry, error) bool) {
-		from, upper := clone(prefix), prefixEnd(prefix)
+		from := prefix
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(strata.Entry{}, err)

@@ -33,7 +33,7 @@ func (s *Store) groups(keys [][]byte) []group {
 		if s.ring != nil {
 			sl = i // a Ring shards by its own hash: one command per key
 		} else {
-			sl = slot(k)
+			sl = slot(s.prefix, k)
 		}
 		j, ok := bySlot[sl]
 		if !ok {
@@ -270,16 +270,36 @@ func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
 	return deleted, nil
 }
 
-// slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of the
+// slot returns the Redis Cluster hash slot of the Redis key prefix+key
+// (the one the server sees), without building it: CRC16 (XMODEM) of the
 // key, or of its hash tag (the bytes between the first '{' and the next
-// '}', if any), modulo 16384.
-func slot(key []byte) int {
-	if i := bytes.IndexByte(key, '{'); i >= 0 {
-		if j := bytes.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
+// '}', if any), modulo 16384. The tag may start in prefix and end in key.
+func slot(prefix, key []byte) int {
+	lo, hi := 0, len(prefix)+len(key)
+	if i := indexByte(prefix, key, '{', 0); i >= 0 {
+		if j := indexByte(prefix, key, '}', i+1); j > i+1 {
+			lo, hi = i+1, j
 		}
 	}
-	return int(crc16(key) & 16383)
+	// The bytes [lo, hi) of prefix+key, in the two pieces they lie in.
+	p := prefix[min(lo, len(prefix)):min(hi, len(prefix))]
+	k := key[max(lo-len(prefix), 0):max(hi-len(prefix), 0)]
+	return int(crc16(crc16(0, p), k) & 16383)
+}
+
+// indexByte returns the index of the first c at or after from in prefix+key,
+// or -1.
+func indexByte(prefix, key []byte, c byte, from int) int {
+	if from < len(prefix) {
+		if i := bytes.IndexByte(prefix[from:], c); i >= 0 {
+			return from + i
+		}
+		from = len(prefix)
+	}
+	if i := bytes.IndexByte(key[from-len(prefix):], c); i >= 0 {
+		return from + i
+	}
+	return -1
 }
 
 var crcTable = func() (t [256]uint16) {
@@ -297,8 +317,8 @@ var crcTable = func() (t [256]uint16) {
 	return t
 }()
 
-func crc16(b []byte) uint16 {
-	var crc uint16
+// crc16 continues the CRC16 crc over b.
+func crc16(crc uint16, b []byte) uint16 {
 	for _, c := range b {
 		crc = crc<<8 ^ crcTable[byte(crc>>8)^c]
 	}

@@ -76,15 +76,18 @@ func notSent(err error) bool {
 	if errors.Is(err, goredis.ErrPoolTimeout) {
 		return true
 	}
+	// A handshake that failed: the server's certificate was refused, or
+	// its first record was not TLS (RecordHeaderError.Conn is set only
+	// then; a garbled record read later, after a command was written,
+	// proves nothing).
 	var (
 		cv  *tls.CertificateVerificationError
 		rh  tls.RecordHeaderError
-		ae  tls.AlertError
 		ua  x509.UnknownAuthorityError
 		hn  x509.HostnameError
 		inv x509.CertificateInvalidError
 	)
-	return errors.As(err, &cv) || errors.As(err, &rh) || errors.As(err, &ae) ||
+	return errors.As(err, &cv) || (errors.As(err, &rh) && rh.Conn != nil) ||
 		errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &inv)
 }
 
@@ -106,20 +109,26 @@ func (e *permissionError) Unwrap() error { return e.err }
 // may have reached the server.
 func (s *Store) fail(ctx context.Context, op string, key []byte, st *opState, err error, write bool) error {
 	s.stats.Error()
-	maybeApplied := write && st != nil && st.sent.Load()
-	if s.closed.Load() {
+	k := classify(err)
+	sentBefore := write && st != nil && st.sent.Load()
+	maybeApplied := sentBefore || (write && k == kindMaybeSent)
+	indeterminate := func(cause error) error {
+		return &strata.OpError{Op: op, Backend: backend, Key: clone(key), Err: fmt.Errorf("%w: %w", strata.ErrIndeterminate, cause)}
+	}
+	if s.closed.Load() || k == kindClosed {
+		if maybeApplied {
+			return indeterminate(strata.ErrClosed)
+		}
 		return strata.ErrClosed
 	}
 	if cerr := ctxErr(ctx); cerr != nil {
-		if write && (maybeApplied || classify(err) == kindMaybeSent) {
-			return &strata.OpError{Op: op, Backend: backend, Key: clone(key), Err: fmt.Errorf("%w: %w", strata.ErrIndeterminate, cerr)}
+		if maybeApplied {
+			return indeterminate(cerr)
 		}
 		return cerr
 	}
 	var out error
-	switch classify(err) {
-	case kindClosed:
-		return strata.ErrClosed
+	switch k {
 	case kindContext:
 		// Not the caller's context (it is live): an internal timeout of
 		// go-redis. Keep it out of the chain, so that callers do not take
@@ -134,12 +143,12 @@ func (s *Store) fail(ctx context.Context, op string, key []byte, st *opState, er
 		if goredis.IsPermissionError(err) {
 			out = &permissionError{prefix: string(s.prefix), err: err}
 		}
-		if maybeApplied {
-			out = fmt.Errorf("%w: an earlier attempt failed after sending: %w", strata.ErrIndeterminate, err)
+		if sentBefore {
+			out = fmt.Errorf("%w: an earlier attempt may have been applied: %w", strata.ErrIndeterminate, err)
 		}
 	case kindTransient, kindNotSent:
-		if maybeApplied {
-			out = fmt.Errorf("%w: an earlier attempt failed after sending; then: %w", strata.ErrIndeterminate, err)
+		if sentBefore {
+			out = fmt.Errorf("%w: an earlier attempt may have been applied; then: %w", strata.ErrIndeterminate, err)
 		} else {
 			out = fmt.Errorf("%w: %w", strata.ErrUnavailable, err)
 		}

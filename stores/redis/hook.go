@@ -134,7 +134,9 @@ func firstFailure(cmds []goredis.Cmder) error {
 // proves the command never ran.
 func (s *Store) retry(ctx context.Context, st *opState, err error, noRetry bool, attempt int) bool {
 	k := classify(err)
-	if k == kindMaybeSent {
+	// After retries made by the client itself, err is only the last
+	// attempt's: an earlier one may have been sent.
+	if k == kindMaybeSent || (s.hiddenRetries && !noRetry && k != kindReply) {
 		st.sent.Store(true)
 	}
 	switch {
@@ -207,18 +209,40 @@ type nodeHook struct{ s *Store }
 // DialHook leaves dialing alone.
 func (h nodeHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-// ProcessHook counts one attempt of a store command.
+// ProcessHook counts one attempt of a store command, and records whether
+// it may have reached the server: the cluster client's redirect loop may
+// try again, and the store's hook sees only the last attempt's error.
 func (h nodeHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if st, _ := ctx.Value(opKey{}).(*opState); st != nil && st.store == h.s {
-			st.nodeAttempts.Add(1)
+		st, _ := ctx.Value(opKey{}).(*opState)
+		if st == nil || st.store != h.s {
+			return next(ctx, cmd)
 		}
-		return next(ctx, cmd)
+		st.nodeAttempts.Add(1)
+		err := next(ctx, cmd)
+		noteMaybeSent(st, err)
+		return err
 	}
 }
 
-// ProcessPipelineHook leaves pipelines alone: a cluster pipeline reaches
-// several nodes at once.
+// ProcessPipelineHook records whether one node's part of a store pipeline
+// (or an ASKING redirection) may have reached the server.
 func (h nodeHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		st, _ := ctx.Value(opKey{}).(*opState)
+		if st == nil || st.store != h.s {
+			return next(ctx, cmds)
+		}
+		err := next(ctx, cmds)
+		noteMaybeSent(st, err)
+		return err
+	}
+}
+
+// noteMaybeSent marks st sent if err shows that a command may have reached
+// the server.
+func noteMaybeSent(st *opState, err error) {
+	if err != nil && classify(err) == kindMaybeSent {
+		st.sent.Store(true)
+	}
 }

@@ -13,6 +13,7 @@ const (
 	pass      = iota
 	dropReset // swallow the reply, then close the client's connection
 	dropHang  // swallow the reply and keep the connection open
+	dropShut  // swallow the reply, stop listening, then close the client's connection
 )
 
 // proxy is a TCP proxy between a client and a server that can lose the
@@ -96,6 +97,12 @@ func (p *proxy) accept() {
 					case dropHang:
 						p.dropped <- struct{}{}
 						_, _ = io.Copy(io.Discard, server)
+						return
+					case dropShut:
+						// Every later dial is refused: the client's
+						// next attempt fails before it sends anything.
+						p.ln.Close()
+						p.dropped <- struct{}{}
 						return
 					}
 					if _, werr := client.Write(buf[:n]); werr != nil {

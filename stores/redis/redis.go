@@ -76,7 +76,11 @@
 //   - strata.ErrUnavailable: the server could not be reached, or refused
 //     the command unexecuted, on every attempt; nothing was applied.
 //   - strata.ErrIndeterminate: a write failed after it may have reached
-//     the server (for batches: some entries may have been written).
+//     the server (for batches: some entries may have been written),
+//     including a write still awaiting its reply when the store was closed
+//     (strata.ErrClosed is then in the chain too). Through a client that
+//     retries on its own (see [New]), any write that fails to reach the
+//     server is reported so: the client hides its earlier attempts.
 //   - strata.ErrClosed, strata.ErrNotFound, strata.ErrInvalidKey,
 //     strata.ErrInvalidTTL, strata.ErrValueTooLarge: as the contract says.
 //   - A context that ends returns its error (ctx.Err() in the chain; with
@@ -122,9 +126,10 @@ type Options struct {
 
 	// MaxRetries is how many times the store's hook retries a command
 	// after a transient failure. Default 0: none beyond what the client
-	// itself does (go-redis's MaxRetries, not counted in RedisStats). For
-	// every retry to be counted, give the client MaxRetries: -1 and set
-	// this instead; Open does so.
+	// itself does (go-redis's MaxRetries, not counted in RedisStats, and
+	// out of the hook's sight: see New for what that costs a failed
+	// write). For every retry to be counted, give the client
+	// MaxRetries: -1 and set this instead; Open does so.
 	MaxRetries int
 
 	// MinRetryBackoff and MaxRetryBackoff bound the randomized exponential
@@ -146,6 +151,11 @@ type Store struct {
 	ring    *goredis.Ring          // c, when it is one
 	prefix  []byte
 	opts    Options
+
+	// hiddenRetries: the client may resend a store command on its own,
+	// where the hook cannot see how each attempt failed (see
+	// hiddenRetries).
+	hiddenRetries bool
 
 	closed     atomic.Bool
 	lastReload atomic.Int64
@@ -174,7 +184,21 @@ var (
 // The caller keeps ownership of client unless opts.CloseClient is set.
 // Clients with ContextTimeoutEnabled honor context deadlines within a
 // command; others stop at their ReadTimeout.
+//
+// A client that retries on its own (go-redis's MaxRetries, the default for
+// a Client or Ring, and a ClusterClient's redirect loop on nodes made
+// before New) hides from the store whether an earlier attempt may have
+// reached the server: a write through it that fails with a connection
+// error matches strata.ErrIndeterminate, not strata.ErrUnavailable. Give
+// the client MaxRetries: -1 and set opts.MaxRetries instead for the
+// precise verdict (Open does).
 func New(client goredis.UniversalClient, opts *Options) (*Store, error) {
+	return newStore(client, opts, false)
+}
+
+// newStore is New; fresh says that client has sent nothing yet, so that
+// the hooks see every node a cluster client will use.
+func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: redis: New with a nil client", strata.ErrInvalidConfig)
 	}
@@ -211,6 +235,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: redis: Options.MinRetryBackoff %v exceeds MaxRetryBackoff %v", strata.ErrInvalidConfig, o.MinRetryBackoff, o.MaxRetryBackoff)
 	}
 	s.prefix = []byte(o.KeyPrefix)
+	s.hiddenRetries = hiddenRetries(client, fresh)
 	switch c := client.(type) {
 	case *goredis.ClusterClient:
 		s.cluster = c
@@ -238,7 +263,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	c := r.cfg
-	s, err := New(client, &Options{
+	s, err := newStore(client, &Options{
 		KeyPrefix:         c.KeyPrefix,
 		DefaultTTL:        c.DefaultTTL,
 		MaxValueSize:      c.MaxValueSize,
@@ -247,7 +272,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MinRetryBackoff:   c.RetryMinBackoff,
 		MaxRetryBackoff:   c.RetryMaxBackoff,
 		CloseClient:       true,
-	})
+	}, true)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -257,6 +282,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(cfg.URL), err)
 	}
 	return s, nil
+}
+
+// hiddenRetries reports whether client may resend a command after a failed
+// attempt without the store's hooks seeing that attempt's error: go-redis's
+// own MaxRetries loop runs inside the hooks of the client that has it. The
+// redirect loop of a cluster client is seen by the hook on its nodes, which
+// New can install only on the nodes made after it (all of them, if fresh).
+func hiddenRetries(client goredis.UniversalClient, fresh bool) bool {
+	switch c := client.(type) {
+	case *goredis.Client:
+		return c.Options().MaxRetries > 0
+	case *goredis.ClusterClient:
+		return c.Options().MaxRetries > 0 || !fresh
+	case *goredis.Ring:
+		return c.Options().MaxRetries > 0
+	}
+	return true
 }
 
 func init() {
@@ -437,6 +479,7 @@ func (s *Store) nodeDo(ctx context.Context, st *opState, cmd goredis.Cmder, node
 // no particular order; a key may be yielded more than once (see the
 // package documentation). The loop body may use the store.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer
 	return func(yield func([]byte, error) bool) {
 		for pg, err := range s.scan(ctx, "keys", prefix) {
 			if err != nil {

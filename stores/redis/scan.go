@@ -205,6 +205,7 @@ func (sn *snapshot) Close() error {
 // together, PipelineBatchSize keys per round trip.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
 	s := sn.s
+	prefix = clone(prefix) // the caller may reuse its buffer
 	return func(yield func(strata.Entry, error) bool) {
 		if sn.closed.Load() {
 			yield(strata.Entry{}, strata.ErrClosed)

@@ -1,0 +1,10 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Slot is slot, for tests that check it against CLUSTER KEYSLOT.
+var Slot = slot
+
+// NewFresh is New for a client that has sent nothing yet, as Open makes
+// them: the store's hooks see every node a cluster client will use.
+var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { return newStore(c, o, true) }
