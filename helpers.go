@@ -173,6 +173,7 @@ type scanSnapshot struct{ s Store }
 func (sn scanSnapshot) Close() error { return nil }
 
 func (sn scanSnapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+	prefix = append([]byte(nil), prefix...)
 	return func(yield func(Entry, error) bool) {
 		exp, hasTTL := sn.s.(Expirer)
 		for k, err := range sn.s.Keys(ctx, prefix) {

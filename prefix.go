@@ -94,12 +94,12 @@ func (p *prefixStore) Delete(ctx context.Context, key []byte) error {
 }
 
 func (p *prefixStore) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	full := append(append([]byte(nil), p.prefix...), prefix...)
 	return func(yield func([]byte, error) bool) {
 		if p.closed.Load() {
 			yield(nil, ErrClosed)
 			return
 		}
-		full := append(append([]byte(nil), p.prefix...), prefix...)
 		for k, err := range p.s.Keys(ctx, full) {
 			if err != nil {
 				yield(nil, err)
@@ -216,8 +216,8 @@ type prefixSnapshot struct {
 }
 
 func (ps *prefixSnapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+	full := append(append([]byte(nil), ps.prefix...), prefix...)
 	return func(yield func(Entry, error) bool) {
-		full := append(append([]byte(nil), ps.prefix...), prefix...)
 		for e, err := range ps.sn.Entries(ctx, full) {
 			if err == nil {
 				e.Key = e.Key[len(ps.prefix):]

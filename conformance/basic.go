@@ -277,6 +277,50 @@ func (s *suite) testOwnership(t *testing.T) {
 			}
 		}
 	})
+	t.Run("PrefixCopied", func(t *testing.T) {
+		// Keys and Entries copy the prefix when called: the caller may
+		// reuse its buffer before iterating.
+		e := s.store(t)
+		e.put("a/1", "v", 0)
+		e.put("b/1", "v", 0)
+		buf := []byte("a/")
+		seq := e.s.Keys(e.ctx, buf)
+		sn, err := strata.SnapshotOf(e.ctx, e.s)
+		noErr(t, "Snapshot", err)
+		defer sn.Close()
+		entries := sn.Entries(e.ctx, buf)
+		copy(buf, "b/")
+		var got []string
+		for k, err := range seq {
+			noErr(t, "Keys", err)
+			got = append(got, string(k))
+		}
+		for en, err := range entries {
+			noErr(t, "Entries", err)
+			got = append(got, string(en.Key))
+		}
+		if len(got) < 2 || got[0] != "a/1" || got[len(got)-1] != "a/1" {
+			t.Fatalf("Keys and Entries after the caller changed the prefix buffer = %q, want a/1", got)
+		}
+	})
+	t.Run("KeysAppendSafe", func(t *testing.T) {
+		// Appending to a yielded key must not write into the next one.
+		e := s.store(t)
+		for i := range 300 {
+			e.put(keyN(i), "v", 0)
+		}
+		var keys [][]byte
+		for k, err := range e.s.Keys(e.ctx, nil) {
+			noErr(t, "Keys", err)
+			_ = append(k, "XXXXXXXXXXXXXXXX"...)
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if _, err := e.s.Get(e.ctx, k); err != nil {
+				t.Fatalf("yielded key %q was overwritten by an append to another: %v", k, err)
+			}
+		}
+	})
 	t.Run("ValueNotAliased", func(t *testing.T) {
 		// Two Gets must not share memory: writing one result must not
 		// change the other.

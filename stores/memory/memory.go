@@ -267,8 +267,9 @@ const keysChunk = 256
 // It never holds the store's lock while the caller's loop body runs, so the
 // body may write to the store.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	prefix = clone(prefix) // the caller may reuse its buffer before iterating
 	return func(yield func([]byte, error) bool) {
-		from := clone(prefix)
+		from := prefix
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(nil, err)
@@ -542,6 +543,7 @@ type snapshot struct {
 
 // Entries yields copies of the live entries under prefix, in key order.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
+	prefix = clone(prefix)
 	return func(yield func(strata.Entry, error) bool) {
 		sn.mu.RLock()
 		items := sn.items
