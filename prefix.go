@@ -19,10 +19,22 @@ import (
 // helper does (a loop, or ErrUnsupported). Keys are validated before the
 // prefix is added.
 //
-// Closing the view does not close s: several views may share one store, and
+// The view is a [View]. Closing it does not close s: several views may share one store, and
 // its owner closes it. After Close, the view's methods fail with ErrClosed.
 func WithPrefix(s Store, prefix []byte) Store {
 	return &prefixStore{s: s, prefix: append([]byte(nil), prefix...)}
+}
+
+// View is a store that presents another store's keys under a prefix, as
+// [WithPrefix] returns. Wrappers that need the underlying store (a tier
+// tracking Redis keys, say) unwrap it: the view's key k is the key
+// Prefix()+k of Unwrap().
+type View interface {
+	Store
+	// Unwrap returns the underlying store.
+	Unwrap() Store
+	// Prefix returns the prefix the view adds. The caller must not modify it.
+	Prefix() []byte
 }
 
 type prefixStore struct {
@@ -32,6 +44,7 @@ type prefixStore struct {
 }
 
 var (
+	_ View          = (*prefixStore)(nil)
 	_ Batcher       = (*prefixStore)(nil)
 	_ Atomic        = (*prefixStore)(nil)
 	_ Expirer       = (*prefixStore)(nil)
@@ -39,6 +52,9 @@ var (
 	_ Pinger        = (*prefixStore)(nil)
 	_ StatsReporter = (*prefixStore)(nil)
 )
+
+func (p *prefixStore) Unwrap() Store  { return p.s }
+func (p *prefixStore) Prefix() []byte { return p.prefix }
 
 // key checks k and returns prefix+k in a new slice.
 func (p *prefixStore) key(op string, k []byte) ([]byte, error) {

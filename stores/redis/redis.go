@@ -322,6 +322,10 @@ func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
 // Client returns the go-redis client the store sends its commands through.
 func (s *Store) Client() goredis.UniversalClient { return s.c }
 
+// KeyPrefix returns the prefix the store puts before every key: the key k
+// is the Redis key KeyPrefix()+k.
+func (s *Store) KeyPrefix() string { return string(s.prefix) }
+
 // key returns the Redis key of key.
 func (s *Store) key(key []byte) []byte {
 	if len(s.prefix) == 0 {

@@ -1,0 +1,77 @@
+package tier_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/testserver"
+	_ "github.com/strata-kv/strata/stores/all"
+	"github.com/strata-kv/strata/tier"
+)
+
+func TestOpenURL(t *testing.T) {
+	ctx := t.Context()
+	s, err := strata.Open(ctx, "tier+pebble://"+filepath.Join(t.TempDir(), "p")+"?tier.max_bytes=1048576&tier.negative_ttl=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tr, ok := s.(*tier.Tier)
+	if !ok {
+		t.Fatalf("tier+pebble opened a %T", s)
+	}
+	if st := tr.TierStats(); st.L1MaxBytes != 1<<20 {
+		t.Fatalf("L1MaxBytes = %d", st.L1MaxBytes)
+	}
+	if got := tr.Stats().Backend; !strings.Contains(got, "pebble") && got != "tier" {
+		t.Fatalf("Backend = %q", got)
+	}
+	for _, u := range []string{"tier+mem://?tier.colour=red", "tier+mem://?tier.invalidation=sometimes", "tier+nosuch://x"} {
+		if s, err := strata.Open(ctx, u); !errors.Is(err, strata.ErrInvalidConfig) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("Open(%q) = %v, want ErrInvalidConfig", u, err)
+		}
+	}
+}
+
+func TestOpenURLRedisTracks(t *testing.T) {
+	r := testserver.StartRedis(t, nil)
+	s, err := strata.Open(t.Context(), "tier+"+r.URL()+"?prefix=app:&tier.invalidation=redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ok, masters, err := s.(*tier.Tier).Tracking(); !ok || len(masters) != 1 {
+		t.Fatalf("Tracking = %v, %q, %v", ok, masters, err)
+	}
+}
+
+func TestOpenConfig(t *testing.T) {
+	doc := fmt.Sprintf("[state]\nbackend = \"pebble\"\npath = %q\n[state.tier]\nmax_bytes = 2097152\nmax_local_ttl = \"1m\"\ninvalidation = \"none\"\n", filepath.Join(t.TempDir(), "p"))
+	cfg, err := strata.ParseConfig([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := strata.OpenConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if tr, ok := s.(*tier.Tier); !ok || tr.TierStats().L1MaxBytes != 2<<20 {
+		t.Fatalf("OpenConfig with [state.tier] gave %T", s)
+	}
+	bad, err := strata.ParseConfig([]byte("[state.tier]\nmax_bytes = \"big\"\nttl = 3\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = strata.OpenConfig(t.Context(), bad)
+	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "state.tier.max_bytes") || !strings.Contains(err.Error(), "state.tier.ttl: unknown key") {
+		t.Fatalf("OpenConfig with a bad [state.tier] = %v", err)
+	}
+}

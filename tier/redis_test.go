@@ -1,0 +1,395 @@
+package tier_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/stores/redis"
+	"github.com/strata-kv/strata/tier"
+)
+
+// seq numbers the Redis stores the tests open, so that each gets its own
+// key prefix on a shared server.
+var seq atomic.Int64
+
+// redisTarget makes go-redis clients for one server or cluster.
+type redisTarget func(tb testing.TB) goredis.UniversalClient
+
+func standalone(r *testserver.Redis) redisTarget {
+	return func(tb testing.TB) goredis.UniversalClient {
+		c := goredis.NewClient(r.Options())
+		tb.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
+func cluster(c *testserver.RedisCluster) redisTarget {
+	return func(tb testing.TB) goredis.UniversalClient {
+		cl := goredis.NewClusterClient(c.Options())
+		tb.Cleanup(func() { cl.Close() })
+		return cl
+	}
+}
+
+// fastHeartbeat makes lost tracking connections show quickly in tests.
+const fastHeartbeat = 100 * time.Millisecond
+
+// openRedisTier returns a tier over a new stores/redis store under prefix,
+// with Redis invalidation established.
+func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conformance.Options, opts tier.Options) *tier.Tier {
+	tb.Helper()
+	client := target(tb)
+	// MaxRetries also makes the store refresh a Cluster's slot map after
+	// a failover (it does so on its retry path).
+	s, err := redis.New(client, &redis.Options{KeyPrefix: prefix, DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize, MaxRetries: 3})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	topology := 200 * time.Millisecond
+	if opts.Redis != nil && opts.Redis.TopologyInterval > 0 {
+		topology = opts.Redis.TopologyInterval
+	}
+	opts.Redis = &tier.RedisInvalidation{Client: client, KeyPrefix: prefix, HeartbeatInterval: fastHeartbeat, TopologyInterval: topology}
+	opts.Invalidation = tier.InvalidationRedis
+	tr, err := tier.New(s, &opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tr.WaitTracking(ctx); err != nil {
+		tr.Close()
+		tb.Fatalf("WaitTracking: %v", err)
+	}
+	return tr
+}
+
+func redisHarness(target redisTarget, prefix func(n int64) string, opts tier.Options) conformance.Harness {
+	return conformance.Harness{
+		Open: func(tb testing.TB, o conformance.Options) strata.Store {
+			return openRedisTier(tb, target, prefix(seq.Add(1)), o, opts)
+		},
+		Capabilities:  conformance.AllCapabilities,
+		UnorderedKeys: true,
+		LiveSnapshots: true,
+	}
+}
+
+func TestConformanceRedis(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	// The prefix holds glob metacharacters: BCAST PREFIX takes it literally.
+	conformance.RunStore(t, redisHarness(standalone(r), func(n int64) string { return fmt.Sprintf(`t*?[%d]:`, n) }, tier.Options{}))
+}
+
+func TestConformanceRedisCluster(t *testing.T) {
+	t.Parallel()
+	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
+	conformance.RunStore(t, redisHarness(cluster(c), func(n int64) string { return fmt.Sprintf("c%d:", n) }, tier.Options{}))
+}
+
+// Over a strata.WithPrefix view of a Redis store, the tier looks through
+// the view (strata.View) and tracks the store's prefix plus the view's.
+func TestConformanceRedisWithPrefix(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	const view = "view:"
+	conformance.RunStore(t, conformance.Harness{
+		Open: func(tb testing.TB, o conformance.Options) strata.Store {
+			client := standalone(r)(tb)
+			storePrefix := fmt.Sprintf("w%d:", seq.Add(1))
+			s, err := redis.New(client, &redis.Options{KeyPrefix: storePrefix, DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { s.Close() })
+			tr, err := tier.New(strata.WithPrefix(s, []byte(view)), &tier.Options{Invalidation: tier.InvalidationRedis})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := tr.WaitTracking(tb.Context()); err != nil {
+				tb.Fatal(err)
+			}
+			return tr
+		},
+		Capabilities:  conformance.AllCapabilities,
+		UnorderedKeys: true,
+		LiveSnapshots: true,
+		MaxKeyLen:     strata.MaxKeyLen - len(view),
+	})
+}
+
+// Another client's write to the Redis key behind a prefix view evicts the
+// tier's entry: the tier found the whole prefix through the view.
+func TestInvalidationThroughPrefixView(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	ctx := t.Context()
+	s, err := redis.New(standalone(r)(t), &redis.Options{KeyPrefix: "app:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tier.New(strata.WithPrefix(s, []byte("jobs:")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.WaitTracking(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := tr.Tracking(); !ok {
+		t.Fatal("no tracking over a prefix view of a Redis store")
+	}
+	if err := tr.Put(ctx, []byte("k"), []byte("old"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := standalone(r)(t)
+	waitFor(t, 10*time.Second, "an L1 hit", func() bool {
+		before := tr.TierStats().L1Hits
+		tr.Get(ctx, []byte("k"))
+		tr.WaitL1()
+		return tr.TierStats().L1Hits > before
+	})
+	if err := other.Set(ctx, "app:jobs:k", "new", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the other client's write to show", func() bool {
+		v, err := tr.Get(ctx, []byte("k"))
+		return err == nil && string(v) == "new"
+	})
+}
+
+// redisFixture is a tier over Redis plus a plain client to the same
+// server, playing "another process".
+type redisFixture struct {
+	t      *testing.T
+	ctx    context.Context
+	tier   *tier.Tier
+	prefix string
+	other  goredis.UniversalClient
+}
+
+func newRedisFixture(t *testing.T, target redisTarget, opts tier.Options) *redisFixture {
+	prefix := fmt.Sprintf("fx%d:", seq.Add(1))
+	f := &redisFixture{t: t, ctx: t.Context(), prefix: prefix, other: target(t)}
+	f.tier = openRedisTier(t, target, prefix, conformance.Options{}, opts)
+	t.Cleanup(func() { f.tier.Close() })
+	return f
+}
+
+// on returns a copy of f that reports to t (a subtest).
+func (f *redisFixture) on(t *testing.T) *redisFixture {
+	g := *f
+	g.t, g.ctx = t, t.Context()
+	return &g
+}
+
+// cache reads key through the tier until it is an L1 hit.
+func (f *redisFixture) cache(key, want string) {
+	f.t.Helper()
+	waitFor(f.t, 10*time.Second, "key "+key+" to be in L1", func() bool {
+		before := f.tier.TierStats().L1Hits
+		v, err := f.tier.Get(f.ctx, []byte(key))
+		if err != nil || string(v) != want {
+			f.t.Fatalf("Get(%q) = %q, %v; want %q", key, v, err, want)
+		}
+		f.tier.WaitL1()
+		return f.tier.TierStats().L1Hits > before
+	})
+}
+
+func (f *redisFixture) set(key, value string) {
+	f.t.Helper()
+	if err := f.other.Set(f.ctx, f.prefix+key, value, 0).Err(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// eventually waits until Get(key) through the tier returns want.
+func (f *redisFixture) eventually(key, want string) {
+	f.t.Helper()
+	waitFor(f.t, 10*time.Second, fmt.Sprintf("Get(%q) to return %q", key, want), func() bool {
+		v, err := f.tier.Get(f.ctx, []byte(key))
+		if want == "" {
+			return errors.Is(err, strata.ErrNotFound)
+		}
+		return err == nil && string(v) == want
+	})
+}
+
+// Another client's SET evicts this process's L1 entry.
+func TestRedisInvalidation(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	for _, c := range []struct {
+		name   string
+		target redisTarget
+	}{{"Standalone", standalone(r)}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newRedisFixture(t, c.target, tier.Options{})
+			f.set("k", "v1")
+			f.cache("k", "v1")
+			before := f.tier.TierStats().Invalidations
+			f.set("k", "v2")
+			f.eventually("k", "v2")
+			if f.tier.TierStats().Invalidations == before {
+				t.Fatal("no invalidation counted")
+			}
+			// A key outside the prefix is not this tier's.
+			if err := f.other.Set(f.ctx, "elsewhere:k", "x", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			f.cache("k", "v2")
+			// FLUSHALL invalidates everything at once.
+			flushes := f.tier.TierStats().Flushes
+			if err := f.other.FlushAll(f.ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			f.eventually("k", "")
+			if f.tier.TierStats().Flushes == flushes {
+				t.Fatal("FLUSHALL did not flush L1")
+			}
+		})
+	}
+}
+
+// trackingClientID returns the CLIENT ID of the tier's tracking
+// connection on the server c reaches.
+func trackingClientID(t *testing.T, c *goredis.Client) string {
+	t.Helper()
+	var id string
+	waitFor(t, 10*time.Second, "the tracking connection in CLIENT LIST", func() bool {
+		list, err := c.ClientList(t.Context()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, "name=strata-tier-tracking") {
+				for _, field := range strings.Fields(line) {
+					if v, ok := strings.CutPrefix(field, "id="); ok {
+						id = v
+					}
+				}
+			}
+		}
+		return id != ""
+	})
+	return id
+}
+
+// When the tracking connection is lost, L1 is flushed and bypassed until
+// tracking is back; writes made meanwhile are never hidden by L1.
+func TestRedisTrackingLost(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	admin := r.Client(t)
+	t.Run("Killed", func(t *testing.T) {
+		f := newRedisFixture(t, standalone(r), tier.Options{})
+		f.set("k", "v1")
+		f.cache("k", "v1")
+		id := trackingClientID(t, admin)
+		if err := admin.Do(t.Context(), "CLIENT", "KILL", "ID", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+		// The kill is seen at once (the socket closes): no L1 from now.
+		waitFor(t, 5*time.Second, "the tier to bypass L1", func() bool { return f.tier.TierStats().Bypassing })
+		reads := f.tier.TierStats().L2Reads
+		f.want("k", "v1")
+		if f.tier.TierStats().L2Reads == reads {
+			t.Fatal("a read while bypassing was served from L1")
+		}
+		waitFor(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		s := f.tier.TierStats()
+		if s.TrackingLosses == 0 || s.BypassTime <= 0 || s.TrackingConnects < 2 {
+			t.Fatalf("after a lost connection: %+v", s)
+		}
+		f.cache("k", "v1")
+		f.set("k", "v2")
+		f.eventually("k", "v2")
+	})
+	t.Run("Paused", func(t *testing.T) {
+		f := newRedisFixture(t, standalone(r), tier.Options{})
+		f.set("k", "v1")
+		f.cache("k", "v1")
+		if err := r.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		paused := time.Now()
+		waitFor(t, 5*time.Second, "the heartbeat to notice the silent server", func() bool { return f.tier.TierStats().Bypassing })
+		noticed := time.Since(paused)
+		if err := r.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("a silent server was noticed after %v (heartbeat %v)", noticed, fastHeartbeat)
+		if noticed > 2*fastHeartbeat+time.Second {
+			t.Fatalf("a silent server was noticed after %v; want about 2x the heartbeat %v", noticed, fastHeartbeat)
+		}
+		waitFor(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		f.set("k", "v2")
+		f.eventually("k", "v2")
+	})
+}
+
+func (f *redisFixture) want(key, value string) {
+	f.t.Helper()
+	v, err := f.tier.Get(f.ctx, []byte(key))
+	if err != nil || string(v) != value {
+		f.t.Fatalf("Get(%q) = %q, %v; want %q", key, v, err, value)
+	}
+}
+
+// Redis reports the keys it evicts under maxmemory like writes: L1 does
+// not keep a value the L2 has dropped.
+func TestRedisEvictionInvalidates(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, &testserver.RedisOptions{Config: []string{"maxmemory 4mb", "maxmemory-policy allkeys-random"}})
+	f := newRedisFixture(t, standalone(r), tier.Options{})
+	f.set("k", "v")
+	f.cache("k", "v")
+	big := strings.Repeat("x", 64<<10)
+	evicted := func() bool { return f.other.Exists(f.ctx, f.prefix+"k").Val() == 0 }
+	for i := 0; !evicted(); i++ {
+		if i > 10000 {
+			t.Fatal("Redis never evicted the key")
+		}
+		if err := f.other.Set(f.ctx, fmt.Sprintf("filler:%d", i), big, 0).Err(); err != nil && !strings.Contains(err.Error(), "OOM") {
+			t.Fatal(err)
+		}
+	}
+	f.eventually("k", "")
+}
+
+// The tracking connections dial like the client: TLS, and an ACL user
+// limited to the tier's prefix.
+func TestRedisInvalidationTLSACL(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, &testserver.RedisOptions{TLS: true, Password: "admin-secret",
+		Users: []string{"app on >app-secret ~app:* &* +@all"}})
+	target := func(tb testing.TB) goredis.UniversalClient {
+		o := r.Options()
+		o.Username, o.Password = "app", "app-secret"
+		c := goredis.NewClient(o)
+		tb.Cleanup(func() { c.Close() })
+		return c
+	}
+	f := &redisFixture{t: t, ctx: t.Context(), prefix: "app:", other: target(t)}
+	f.tier = openRedisTier(t, target, "app:", conformance.Options{}, tier.Options{})
+	t.Cleanup(func() { f.tier.Close() })
+	f.set("k", "v1")
+	f.cache("k", "v1")
+	f.set("k", "v2")
+	f.eventually("k", "v2")
+	if f.tier.TierStats().Invalidations == 0 {
+		t.Fatal("no invalidation over TLS as an ACL user")
+	}
+}

@@ -1,0 +1,174 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// tierCounters are the counters off the hit path (hits live in shards).
+type tierCounters struct {
+	l1Misses     atomic.Uint64
+	l2Reads      atomic.Uint64
+	l2Hits       atomic.Uint64
+	l2Misses     atomic.Uint64
+	l2Bytes      atomic.Uint64
+	joined       atomic.Uint64
+	fills        atomic.Uint64
+	fillsDropped atomic.Uint64
+	setsDropped  atomic.Uint64
+	evictions    atomic.Uint64
+	rejections   atomic.Uint64
+	puts         atomic.Uint64
+	deletes      atomic.Uint64
+	bytesWritten atomic.Uint64
+	errors       atomic.Uint64
+
+	invalidations atomic.Uint64
+	flushes       atomic.Uint64
+	connects      atomic.Uint64
+	disconnects   atomic.Uint64
+}
+
+// countErr counts a failure of the L2 other than bad input, a miss, a
+// closed store or the caller's context.
+func (t *Tier) countErr(err error) {
+	switch {
+	case errors.Is(err, strata.ErrNotFound), errors.Is(err, strata.ErrClosed),
+		errors.Is(err, strata.ErrInvalidKey), errors.Is(err, strata.ErrInvalidTTL),
+		errors.Is(err, strata.ErrValueTooLarge), errors.Is(err, strata.ErrUnsupported),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return
+	}
+	t.c.errors.Add(1)
+}
+
+// Stats are a tier's counters: its L1, its coherence machinery and its L2.
+// Counters only grow for the life of the tier.
+type Stats struct {
+	L1Hits         uint64  // reads answered by L1 with a value
+	L1NegativeHits uint64  // reads answered by L1 with a cached absence
+	L1Misses       uint64  // reads that went to the L2
+	L1HitRatio     float64 // (L1Hits+L1NegativeHits) / all reads; 0 before the first
+	L1Bytes        int64   // bytes L1 holds, as counted against MaxBytes
+	L1MaxBytes     int64   // Options.MaxBytes
+	L1Evictions    uint64  // entries ristretto evicted to make room
+	L1Rejections   uint64  // entries ristretto's admission policy refused
+	L1SetsDropped  uint64  // fills ristretto dropped under contention
+
+	Fills        uint64 // entries put in L1 (read-through fills and write-through)
+	FillsRefused uint64 // read-through fills not installed because a write or invalidation overlapped them
+	SharedReads  uint64 // misses that waited for another caller's L2 read of the same key
+	L2Reads      uint64 // keys read from the L2
+
+	Invalidations    uint64        // keys invalidated by another client's writes (Redis)
+	Flushes          uint64        // whole-L1 flushes (tracking lost, FLUSHALL, topology change)
+	TrackingConnects uint64        // tracking connections established
+	TrackingLosses   uint64        // tracking connections lost
+	Bypassing        bool          // L1 is bypassed now (tracking not established)
+	BypassTime       time.Duration // total time spent bypassing L1
+
+	// L2 is the L2's own stats; HasL2 is false when it reports none.
+	L2    strata.Stats
+	HasL2 bool
+}
+
+// TierStats returns the tier's counters.
+func (t *Tier) TierStats() Stats {
+	var s Stats
+	for i := range t.shards {
+		sh := &t.shards[i]
+		s.L1Hits += sh.hits.Load()
+		s.L1NegativeHits += sh.negHits.Load()
+	}
+	s.L1Misses = t.c.l1Misses.Load()
+	if n := s.L1Hits + s.L1NegativeHits + s.L1Misses; n > 0 {
+		s.L1HitRatio = float64(s.L1Hits+s.L1NegativeHits) / float64(n)
+	}
+	s.L1MaxBytes = t.opts.MaxBytes
+	if sh, ok := t.enter(0); ok {
+		s.L1Bytes = t.l1.MaxCost() - t.l1.RemainingCost()
+		sh.active.Add(-1)
+	}
+	s.L1Evictions = t.c.evictions.Load()
+	s.L1Rejections = t.c.rejections.Load()
+	s.L1SetsDropped = t.c.setsDropped.Load()
+	s.Fills = t.c.fills.Load()
+	s.FillsRefused = t.c.fillsDropped.Load()
+	s.SharedReads = t.c.joined.Load()
+	s.L2Reads = t.c.l2Reads.Load()
+	s.Invalidations = t.c.invalidations.Load()
+	s.Flushes = t.c.flushes.Load()
+	s.TrackingConnects = t.c.connects.Load()
+	s.TrackingLosses = t.c.disconnects.Load()
+	t.bypassMu.Lock()
+	s.BypassTime = t.bypassTotal
+	if !t.bypassSince.IsZero() {
+		s.Bypassing = true
+		s.BypassTime += time.Since(t.bypassSince)
+	}
+	t.bypassMu.Unlock()
+	s.L2, s.HasL2 = strata.StatsOf(t.l2)
+	return s
+}
+
+// Stats returns the tier's counters as strata.Stats: reads, hits and
+// misses as the tier's callers saw them (from L1 or the L2), the L2's key
+// count, and gauges for L1 (l1_*), the coherence machinery and the L2's own
+// gauges (l2_*).
+func (t *Tier) Stats() strata.Stats {
+	s := t.TierStats()
+	var hitBytes uint64
+	for i := range t.shards {
+		hitBytes += t.shards[i].hitBytes.Load()
+	}
+	out := strata.Stats{
+		Backend:      "tier",
+		Gets:         s.L1Hits + s.L1NegativeHits + s.L1Misses,
+		Hits:         s.L1Hits + t.c.l2Hits.Load(),
+		Misses:       s.L1NegativeHits + t.c.l2Misses.Load(),
+		Puts:         t.c.puts.Load(),
+		Deletes:      t.c.deletes.Load(),
+		Errors:       t.c.errors.Load(),
+		BytesRead:    hitBytes + t.c.l2Bytes.Load(),
+		BytesWritten: t.c.bytesWritten.Load(),
+		Keys:         -1,
+		Gauges: map[string]float64{
+			"l1_hits_total":          float64(s.L1Hits),
+			"l1_negative_hits_total": float64(s.L1NegativeHits),
+			"l1_misses_total":        float64(s.L1Misses),
+			"l1_hit_ratio":           s.L1HitRatio,
+			"l1_bytes":               float64(s.L1Bytes),
+			"l1_max_bytes":           float64(s.L1MaxBytes),
+			"l1_evictions_total":     float64(s.L1Evictions),
+			"l1_rejections_total":    float64(s.L1Rejections),
+			"l1_fills_total":         float64(s.Fills),
+			"l1_fills_refused_total": float64(s.FillsRefused),
+			"invalidations_total":    float64(s.Invalidations),
+			"flushes_total":          float64(s.Flushes),
+			"bypass_seconds":         s.BypassTime.Seconds(),
+			"bypassing":              boolGauge(s.Bypassing),
+		},
+	}
+	if s.HasL2 {
+		out.Keys = s.L2.Keys
+		out.Gauges["l2_gets_total"] = float64(s.L2.Gets)
+		out.Gauges["l2_hits_total"] = float64(s.L2.Hits)
+		out.Gauges["l2_misses_total"] = float64(s.L2.Misses)
+		out.Gauges["l2_errors_total"] = float64(s.L2.Errors)
+		for k, v := range s.L2.Gauges {
+			out.Gauges["l2_"+k] = v
+		}
+	}
+	return out
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

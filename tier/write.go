@@ -1,0 +1,427 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// BatchExpirer is implemented by L2 stores that return the values and
+// remaining TTLs of many keys in one round trip. The tier fills L1 from the
+// misses of a GetMany only through it: a plain GetMany does not say how long
+// each value has left, so its results are returned but not cached.
+type BatchExpirer interface {
+	// GetManyWithTTL returns one entry per key, in order: Value is nil
+	// exactly when the key is absent or expired; otherwise TTL is the time
+	// left (NoExpiry for none) and Key may be left nil.
+	GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error)
+}
+
+// writeExpiry returns the L1 expiry of a value written at start with ttl,
+// or -1 when ttl is 0: the L2's default TTL applies, which the tier does
+// not know, so the value is not cached on write (the next read fills it).
+func (t *Tier) writeExpiry(start int64, ttl time.Duration) int64 {
+	if ttl == 0 {
+		return -1
+	}
+	return t.expiry(start, ttl)
+}
+
+// simpleInvalid reports a key or TTL the L2 will reject before any I/O;
+// such writes go straight to the L2 for its error, without touching L1.
+func simpleInvalid(key []byte, ttl time.Duration) bool {
+	return strata.CheckKey(key) != nil || (ttl < 0 && ttl != strata.NoExpiry)
+}
+
+// Put writes value to the L2 and, once the L2 has it, to L1 for ttl (capped
+// by MaxLocalTTL). A write with ttl 0 (the L2's default TTL, unknown to the
+// tier) is not cached: the next read fills it. A failed write leaves no L1
+// entry for key.
+func (t *Tier) Put(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	if simpleInvalid(key, ttl) {
+		return t.l2.Put(ctx, key, value, ttl)
+	}
+	h := t.hash(key)
+	start := t.now()
+	tk := t.beginWrite(h)
+	err := t.l2.Put(ctx, key, value, ttl)
+	if !t.endWrite(key, h, tk, err == nil, value, false, t.writeExpiry(start, ttl)) {
+		t.drop(h)
+	}
+	if err != nil {
+		t.countErr(err)
+		return err
+	}
+	t.c.puts.Add(1)
+	t.c.bytesWritten.Add(uint64(len(key) + len(value)))
+	return nil
+}
+
+// negExpiry returns the expiry of a cached absence starting at start, or -1
+// without negative caching.
+func (t *Tier) negExpiry(start int64) int64 {
+	if t.opts.NegativeTTL <= 0 {
+		return -1
+	}
+	return t.expiry(start, t.opts.NegativeTTL)
+}
+
+// Delete removes key from the L2 and then from L1.
+func (t *Tier) Delete(ctx context.Context, key []byte) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	if simpleInvalid(key, 0) {
+		return t.l2.Delete(ctx, key)
+	}
+	h := t.hash(key)
+	start := t.now()
+	tk := t.beginWrite(h)
+	err := t.l2.Delete(ctx, key)
+	if !t.endWrite(key, h, tk, err == nil, nil, true, t.negExpiry(start)) {
+		t.drop(h)
+	}
+	if err != nil {
+		t.countErr(err)
+		return err
+	}
+	t.c.deletes.Add(1)
+	return nil
+}
+
+// Keys lists the L2's keys (L1 holds no key the L2 lacks).
+func (t *Tier) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	if t.closed.Load() {
+		return func(yield func([]byte, error) bool) { yield(nil, strata.ErrClosed) }
+	}
+	return t.l2.Keys(ctx, prefix)
+}
+
+// GetMany serves the keys L1 holds and reads all the others with one L2
+// GetMany. Each key's value is linearizable on its own; the result is not
+// a snapshot across keys. Misses are cached only when the L2 implements
+// [BatchExpirer].
+func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	var miss []int
+	var hashes []uint64
+	for i, k := range keys {
+		h := t.hash(k)
+		sh, ok := t.enter(h)
+		if !ok {
+			return nil, strata.ErrClosed
+		}
+		e, ok := t.lookup(k, h)
+		if !ok {
+			sh.active.Add(-1)
+			miss = append(miss, i)
+			hashes = append(hashes, h)
+			continue
+		}
+		if e.flags().Load()&flagNegative != 0 {
+			sh.negHits.Add(1)
+		} else {
+			out[i] = clone(e.value())
+			sh.hits.Add(1)
+			sh.hitBytes.Add(uint64(len(out[i])))
+		}
+		sh.active.Add(-1)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	t.c.l1Misses.Add(uint64(len(miss)))
+	mk := make([][]byte, len(miss))
+	for j, i := range miss {
+		mk[j] = keys[i]
+	}
+	t.c.l2Reads.Add(uint64(len(miss)))
+	be, ok := t.l2.(BatchExpirer)
+	if !ok || t.noTTL.Load() {
+		vs, err := strata.GetMany(ctx, t.l2, mk)
+		if err != nil {
+			t.countErr(err)
+			return nil, err
+		}
+		for j, i := range miss {
+			out[i] = vs[j]
+			t.countRead(vs[j], notFoundIfNil(vs[j]))
+		}
+		return out, nil
+	}
+	tks := make([]ticket, len(miss))
+	for j, h := range hashes {
+		i, ls := t.slot(h)
+		ls.mu.Lock()
+		tks[j] = t.fillTicketLocked(i)
+		ls.mu.Unlock()
+	}
+	start := t.now()
+	es, err := be.GetManyWithTTL(ctx, mk)
+	if err == nil && len(es) != len(mk) {
+		err = strata.NewOpError("get_many", "tier", nil, errors.New("L2 GetManyWithTTL returned a wrong count"))
+	}
+	if err != nil {
+		t.countErr(err)
+		return nil, err
+	}
+	for j, h := range hashes {
+		i, ls := t.slot(h)
+		ls.mu.Lock()
+		if t.stillLocked(i, tks[j]) {
+			if es[j].Value != nil {
+				t.installLocked(mk[j], h, es[j].Value, false, t.expiry(start, es[j].TTL), tks[j])
+			} else {
+				t.installLocked(mk[j], h, nil, true, t.negExpiry(start), tks[j])
+			}
+		}
+		ls.mu.Unlock()
+		out[miss[j]] = es[j].Value
+		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
+	}
+	return out, nil
+}
+
+func notFoundIfNil(v []byte) error {
+	if v == nil {
+		return strata.ErrNotFound
+	}
+	return nil
+}
+
+// writeMany runs a batch write as one write per key: every key is marked in
+// flight before the L2 call and ended after it.
+func (t *Tier) writeMany(keys [][]byte, l2 func() error, install func(j int) (value []byte, neg bool, exp int64)) error {
+	hs := make([]uint64, len(keys))
+	tks := make([]ticket, len(keys))
+	for j, k := range keys {
+		hs[j] = t.hash(k)
+		tks[j] = t.beginWrite(hs[j])
+	}
+	err := l2()
+	// In order, so that of duplicate keys the last one (the L2's value) is
+	// the only one that can still install.
+	for j, k := range keys {
+		var value []byte
+		neg, exp := false, int64(-1)
+		if err == nil {
+			value, neg, exp = install(j)
+		}
+		if !t.endWrite(k, hs[j], tks[j], err == nil, value, neg, exp) {
+			t.drop(hs[j])
+		}
+	}
+	return err
+}
+
+// PutMany writes every entry to the L2 (in one batch when the L2 is a
+// Batcher) and then to L1.
+func (t *Tier) PutMany(ctx context.Context, entries []strata.Entry) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	keys := make([][]byte, len(entries))
+	n := 0
+	for j, e := range entries {
+		keys[j] = e.Key
+		n += len(e.Key) + len(e.Value)
+	}
+	start := t.now()
+	err := t.writeMany(keys, func() error { return strata.PutMany(ctx, t.l2, entries) },
+		func(j int) ([]byte, bool, int64) {
+			return entries[j].Value, false, t.writeExpiry(start, entries[j].TTL)
+		})
+	if err != nil {
+		t.countErr(err)
+		return err
+	}
+	t.c.puts.Add(uint64(len(entries)))
+	t.c.bytesWritten.Add(uint64(n))
+	return nil
+}
+
+// DeleteMany removes keys from the L2 and then from L1.
+func (t *Tier) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
+	if t.closed.Load() {
+		return 0, strata.ErrClosed
+	}
+	start := t.now()
+	var n int
+	err := t.writeMany(keys, func() (err error) {
+		n, err = strata.DeleteMany(ctx, t.l2, keys)
+		return err
+	}, func(int) ([]byte, bool, int64) { return nil, true, t.negExpiry(start) })
+	if err != nil {
+		t.countErr(err)
+		return n, err
+	}
+	t.c.deletes.Add(uint64(n))
+	return n, nil
+}
+
+// atomicWrite runs one atomic L2 operation on key as a write.
+func (t *Tier) atomicWrite(key []byte, op func() (installValue []byte, neg bool, ttl time.Duration, install bool, err error)) error {
+	h := t.hash(key)
+	start := t.now()
+	tk := t.beginWrite(h)
+	v, neg, ttl, install, err := op()
+	exp := int64(-1)
+	if install {
+		if neg {
+			exp = t.negExpiry(start)
+		} else {
+			exp = t.writeExpiry(start, ttl)
+		}
+	}
+	if !t.endWrite(key, h, tk, err == nil && install, v, neg, exp) {
+		t.drop(h)
+	}
+	if err != nil {
+		t.countErr(err)
+	}
+	return err
+}
+
+// PutIfAbsent runs the L2's PutIfAbsent (or fails with ErrUnsupported) and
+// caches the value when it was stored.
+func (t *Tier) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Duration) (bool, error) {
+	if t.closed.Load() {
+		return false, strata.ErrClosed
+	}
+	if simpleInvalid(key, ttl) {
+		return strata.PutIfAbsent(ctx, t.l2, key, value, ttl)
+	}
+	var stored bool
+	err := t.atomicWrite(key, func() ([]byte, bool, time.Duration, bool, error) {
+		var err error
+		stored, err = strata.PutIfAbsent(ctx, t.l2, key, value, ttl)
+		return value, false, ttl, stored, err
+	})
+	if err == nil && stored {
+		t.c.puts.Add(1)
+		t.c.bytesWritten.Add(uint64(len(key) + len(value)))
+	}
+	return stored, err
+}
+
+// GetAndDelete runs the L2's GetAndDelete (or fails with ErrUnsupported)
+// and forgets key in L1.
+func (t *Tier) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	if simpleInvalid(key, 0) {
+		return strata.GetAndDelete(ctx, t.l2, key)
+	}
+	var v []byte
+	err := t.atomicWrite(key, func() ([]byte, bool, time.Duration, bool, error) {
+		var err error
+		v, err = strata.GetAndDelete(ctx, t.l2, key)
+		gone := err == nil || errors.Is(err, strata.ErrNotFound)
+		if errors.Is(err, strata.ErrNotFound) {
+			// Not a failure of the write: the key is absent either way.
+			return nil, true, 0, true, nil
+		}
+		return nil, true, 0, gone, err
+	})
+	t.c.l1Misses.Add(1)
+	switch {
+	case err != nil:
+		return nil, err
+	case v == nil:
+		t.c.l2Misses.Add(1)
+		return nil, strata.ErrNotFound
+	}
+	t.c.l2Hits.Add(1)
+	t.c.l2Bytes.Add(uint64(len(v)))
+	t.c.deletes.Add(1)
+	return v, nil
+}
+
+// CompareAndSwap runs the L2's CompareAndSwap (or fails with
+// ErrUnsupported) and caches the new value when it was stored.
+func (t *Tier) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl time.Duration) (bool, error) {
+	if t.closed.Load() {
+		return false, strata.ErrClosed
+	}
+	if simpleInvalid(key, ttl) {
+		return strata.CompareAndSwap(ctx, t.l2, key, old, new, ttl)
+	}
+	var swapped bool
+	err := t.atomicWrite(key, func() ([]byte, bool, time.Duration, bool, error) {
+		var err error
+		swapped, err = strata.CompareAndSwap(ctx, t.l2, key, old, new, ttl)
+		return new, false, ttl, swapped, err
+	})
+	if err == nil && swapped {
+		t.c.puts.Add(1)
+		t.c.bytesWritten.Add(uint64(len(key) + len(new)))
+	}
+	return swapped, err
+}
+
+// TTL returns the L2's answer: L1 knows only a lower bound.
+func (t *Tier) TTL(ctx context.Context, key []byte) (time.Duration, error) {
+	if t.closed.Load() {
+		return 0, strata.ErrClosed
+	}
+	return strata.TTL(ctx, t.l2, key)
+}
+
+// GetWithTTL reads key and its remaining TTL from the L2 (L1 knows only a
+// lower bound of the TTL) and caches the value as a read-through fill does.
+func (t *Tier) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duration, error) {
+	if t.closed.Load() {
+		return nil, 0, strata.ErrClosed
+	}
+	h := t.hash(key)
+	i, ls := t.slot(h)
+	ls.mu.Lock()
+	tk := t.fillTicketLocked(i)
+	ls.mu.Unlock()
+	start := t.now()
+	t.c.l1Misses.Add(1)
+	t.c.l2Reads.Add(1)
+	v, ttl, err := strata.GetWithTTL(ctx, t.l2, key)
+	t.countRead(v, err)
+	if tk.ok && (err == nil || errors.Is(err, strata.ErrNotFound)) {
+		ls.mu.Lock()
+		if t.stillLocked(i, tk) {
+			if err == nil {
+				t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
+			} else {
+				t.installLocked(key, h, nil, true, t.negExpiry(start), tk)
+			}
+		}
+		ls.mu.Unlock()
+	}
+	return v, ttl, err
+}
+
+// Snapshot returns the L2's snapshot (or a scan of it).
+func (t *Tier) Snapshot(ctx context.Context) (strata.Snapshot, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	return strata.SnapshotOf(ctx, t.l2)
+}
+
+// Ping checks the L2.
+func (t *Tier) Ping(ctx context.Context) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	return strata.Ping(ctx, t.l2)
+}
