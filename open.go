@@ -20,7 +20,32 @@ type Opener func(ctx context.Context, u *url.URL) (Store, error)
 
 var openers struct {
 	sync.RWMutex
-	m map[string]Opener
+	m        map[string]Opener
+	wrappers map[string]WrapOpener
+}
+
+// WrapOpener wraps the store a URL opened. params holds the URL's query
+// parameters that began with the wrapper's name and a dot, without that
+// prefix ("tier.max_bytes" reaches the tier as "max_bytes").
+type WrapOpener func(ctx context.Context, inner Store, params url.Values) (Store, error)
+
+// RegisterWrapper makes "name+scheme://..." URLs wrap the store that
+// "scheme://..." opens: "tier+pebble:///var/lib/app?tier.max_bytes=1048576"
+// puts a tier in front of a Pebble store. It panics on a duplicate or an
+// empty name, or one with a "+".
+func RegisterWrapper(name string, wrap WrapOpener) {
+	openers.Lock()
+	defer openers.Unlock()
+	if name == "" || strings.Contains(name, "+") || wrap == nil {
+		panic("strata: RegisterWrapper with an invalid name or nil opener")
+	}
+	if _, dup := openers.wrappers[name]; dup {
+		panic("strata: RegisterWrapper called twice for " + name)
+	}
+	if openers.wrappers == nil {
+		openers.wrappers = make(map[string]WrapOpener)
+	}
+	openers.wrappers[name] = wrap
 }
 
 // Register makes a store kind available to [Open] under the URL scheme. It
@@ -41,13 +66,17 @@ func Register(scheme string, open Opener) {
 	openers.m[scheme] = open
 }
 
-// Schemes returns the registered URL schemes, sorted.
+// Schemes returns the registered URL schemes, sorted, with a wrapper as
+// "name+".
 func Schemes() []string {
 	openers.RLock()
 	defer openers.RUnlock()
 	out := make([]string, 0, len(openers.m))
 	for s := range openers.m {
 		out = append(out, s)
+	}
+	for w := range openers.wrappers {
+		out = append(out, w+"+")
 	}
 	slices.Sort(out)
 	return out
@@ -68,12 +97,45 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	openers.RLock()
 	open := openers.m[scheme]
+	name, inner, hasPlus := strings.Cut(scheme, "+")
+	wrap := openers.wrappers[name]
 	openers.RUnlock()
+	if open == nil && hasPlus && wrap != nil {
+		return openWrapped(ctx, u, name, inner, wrap)
+	}
 	if open == nil {
 		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
 			ErrInvalidConfig, u.Redacted(), u.Scheme, strings.Join(Schemes(), ", "))
 	}
 	return open(ctx, u)
+}
+
+// openWrapped opens u without its wrapper scheme and parameters, then
+// wraps the store.
+func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapOpener) (Store, error) {
+	q := u.Query()
+	params := url.Values{}
+	for k, v := range q {
+		if rest, ok := strings.CutPrefix(k, name+"."); ok {
+			params[rest] = v
+			delete(q, k)
+		}
+	}
+	iu := *u
+	iu.Scheme, iu.RawQuery = inner, q.Encode()
+	s, err := Open(ctx, iu.String())
+	if err != nil {
+		return nil, err
+	}
+	w, err := wrap(ctx, s, params)
+	if err != nil {
+		s.Close()
+		if errors.Is(err, ErrInvalidConfig) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: store URL %q: %w", ErrInvalidConfig, RedactURL(u.String()), err)
+	}
+	return w, nil
 }
 
 // RedactURL returns rawURL with any password replaced by "xxxxx". A string
