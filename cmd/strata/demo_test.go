@@ -2,22 +2,94 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
-func TestDemo(t *testing.T) {
-	out := run(t, "demo", "--events", "2000", "--window", "1s")
-	if !strings.Contains(out, "processed 2000 events") || !strings.Contains(out, "hold 2000 events") {
-		t.Fatalf("demo output:\n%s", out)
+// The README's main job on a fresh machine: the demo runs on an embedded
+// store with no server, then restarts and resumes from its checkpoint.
+func TestDemoRestartsFromCheckpoint(t *testing.T) {
+	data := t.TempDir()
+	first := run(t, "demo", "--data", data, "--duration", "2s", "--checkpoint-every", "300ms", "--batch", "200")
+	if !strings.Contains(first, "no checkpoint yet: starting from offset 0") || !regexp.MustCompile(`events/s .* L1 hit`).MatchString(first) {
+		t.Fatalf("first run:\n%s", first)
+	}
+	stopped := regexp.MustCompile(`stopped at offset (\d+) \(\d+ events this run\); \d+ windows hold (\d+) events`).FindStringSubmatch(first)
+	if stopped == nil || stopped[1] != stopped[2] || stopped[1] == "0" {
+		t.Fatalf("first run did not end consistent:\n%s", first)
+	}
+	second := run(t, "demo", "--data", data, "--duration", "1s", "--batch", "200")
+	if !strings.Contains(second, "restored checkpoint") || !strings.Contains(second, "resuming at offset "+stopped[1]) {
+		t.Fatalf("second run did not resume from offset %s:\n%s", stopped[1], second)
+	}
+	again := regexp.MustCompile(`stopped at offset (\d+) \(\d+ events this run\); \d+ windows hold (\d+) events`).FindStringSubmatch(second)
+	if again == nil || again[1] != again[2] {
+		t.Fatalf("second run did not end consistent:\n%s", second)
 	}
 }
 
 func TestDemoRejectsBadFlags(t *testing.T) {
-	root := newRoot()
-	root.SetArgs([]string{"demo", "--window", "0s"})
-	root.SetOut(&bytes.Buffer{})
-	if err := root.ExecuteContext(t.Context()); err == nil || !strings.Contains(err.Error(), "--window") {
+	if _, err := runErr(t, "demo", "--data", t.TempDir(), "--window", "0s"); err == nil || !strings.Contains(err.Error(), "--window") {
 		t.Fatalf("demo --window 0s = %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the demo writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDemoServesMetrics(t *testing.T) {
+	var out syncBuffer
+	root := newRoot()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"demo", "--data", t.TempDir(), "--duration", "3s", "--metrics-addr", "127.0.0.1:0", "--rate", "20000"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(t.Context()) }()
+	addr := regexp.MustCompile(`metrics on (http://\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	var url string
+	for url == "" {
+		if m := addr.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no metrics address printed:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var body string
+	for !strings.Contains(body, `strata_store_writes_total{store="demo"}`) {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed the demo's writes (%v):\n%s", err, body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 }
