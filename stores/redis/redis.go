@@ -16,9 +16,10 @@
 // Every key is stored as a plain Redis string under KeyPrefix+key, so
 // redis-cli GET reads it and redis-cli PTTL shows its TTL. Put is SET (with
 // PX for a TTL), Delete is UNLINK, PutIfAbsent is SET NX, GetAndDelete is
-// GETDEL, TTL is PTTL. CompareAndSwap and GetWithTTL are Lua scripts sent
-// by digest (EVALSHA, falling back to EVAL when the server does not know
-// the script), with the key passed in KEYS. Batches send at most
+// GETDEL, TTL is PTTL, GetWithTTL is MULTI GET PTTL EXEC (one round trip).
+// CompareAndSwap is a Lua script sent by digest (EVALSHA, falling back to
+// EVAL when the server does not know the script), with the key passed in
+// KEYS; snapshots read value and TTL with another. Batches send at most
 // PipelineBatchSize keys per round trip, pipelined: GetMany is MGET and
 // DeleteMany UNLINK, one per hash slot in Cluster mode; PutMany is MSET for
 // the entries without expiry (per slot) and SET PX for the others.
