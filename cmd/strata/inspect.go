@@ -64,6 +64,15 @@ func (f *storeFlags) show(b []byte) string {
 	return s
 }
 
+// withKey is withStore for commands on one key given as arg.
+func withKey(cmd *cobra.Command, f *storeFlags, arg string, fn func(ctx context.Context, s strata.Store, key []byte) error) error {
+	key, err := f.arg(arg)
+	if err != nil {
+		return err
+	}
+	return withStore(cmd, f, func(ctx context.Context, s strata.Store) error { return fn(ctx, s, key) })
+}
+
 // withStore opens the store, runs fn and closes the store.
 func withStore(cmd *cobra.Command, f *storeFlags, fn func(ctx context.Context, s strata.Store) error) error {
 	ctx := cmd.Context()
@@ -85,11 +94,7 @@ func newGet() *cobra.Command {
 		Short: "Print the value stored under KEY",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &f, func(ctx context.Context, s strata.Store) error {
-				k, err := f.arg(args[0])
-				if err != nil {
-					return err
-				}
+			return withKey(cmd, &f, args[0], func(ctx context.Context, s strata.Store, k []byte) error {
 				v, err := s.Get(ctx, k)
 				if err != nil {
 					return err
@@ -117,12 +122,9 @@ func newPut() *cobra.Command {
 		Short: "Store VALUE under KEY (VALUE - reads standard input)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &f, func(ctx context.Context, s strata.Store) error {
-				k, err := f.arg(args[0])
-				if err != nil {
-					return err
-				}
+			return withKey(cmd, &f, args[0], func(ctx context.Context, s strata.Store, k []byte) error {
 				var v []byte
+				var err error
 				if args[1] == "-" {
 					v, err = io.ReadAll(cmd.InOrStdin())
 				} else {
@@ -213,11 +215,7 @@ func newTTL() *cobra.Command {
 		Short: "Print the time KEY has left, or \"no expiry\"",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &f, func(ctx context.Context, s strata.Store) error {
-				k, err := f.arg(args[0])
-				if err != nil {
-					return err
-				}
+			return withKey(cmd, &f, args[0], func(ctx context.Context, s strata.Store, k []byte) error {
 				ttl, err := strata.TTL(ctx, s, k)
 				if err != nil {
 					return err
