@@ -186,6 +186,20 @@ func CheckTTL(ttl time.Duration) (time.Duration, error) {
 	return (ttl + time.Millisecond - 1).Truncate(time.Millisecond), nil
 }
 
+// CheckRequest validates the name and ttl of an Acquire or TryAcquire, as
+// CheckName and CheckTTL do, and returns the rounded ttl. A failure is
+// wrapped in a *strata.OpError naming backend.
+func CheckRequest(backend, name string, ttl time.Duration) (time.Duration, error) {
+	if err := CheckName(name); err != nil {
+		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
+	}
+	ttl, err := CheckTTL(ttl)
+	if err != nil {
+		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
+	}
+	return ttl, nil
+}
+
 // Options configure what both built-in lockers share. The zero value (and
 // a nil *Options) means the defaults.
 type Options struct {

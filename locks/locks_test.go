@@ -57,10 +57,7 @@ func (lk *memLocker) Acquire(ctx context.Context, name string, ttl time.Duration
 }
 
 func check(name string, ttl time.Duration) (time.Duration, error) {
-	if err := locks.CheckName(name); err != nil {
-		return 0, err
-	}
-	return locks.CheckTTL(ttl)
+	return locks.CheckRequest("mem", name, ttl)
 }
 
 func (lk *memLocker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (locks.Lease, error) {

@@ -243,7 +243,7 @@ RETURNING f.token, ''::text`
 // the table is known to exist), and otherwise returns locks.ErrHeld at
 // once.
 func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (locks.Lease, error) {
-	ttl, err := check(name, ttl)
+	ttl, err := locks.CheckRequest(backend, name, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -253,25 +253,13 @@ func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration
 // Acquire takes the lock name for ttl, waiting with backoff while it is
 // held (see locks.Locker).
 func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (locks.Lease, error) {
-	ttl, err := check(name, ttl)
+	ttl, err := locks.CheckRequest(backend, name, ttl)
 	if err != nil {
 		return nil, err
 	}
 	return locks.Retry(ctx, name, &lk.opts, func(ctx context.Context) (locks.Lease, error) {
 		return lk.try(ctx, name, ttl)
 	})
-}
-
-// check validates a name and a ttl.
-func check(name string, ttl time.Duration) (time.Duration, error) {
-	if err := locks.CheckName(name); err != nil {
-		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
-	}
-	ttl, err := locks.CheckTTL(ttl)
-	if err != nil {
-		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
-	}
-	return ttl, nil
 }
 
 // timeoutSetting renders ttl as an idle_session_timeout value in
