@@ -13,6 +13,21 @@
 // stores/redis) implements every capability and passes the suite in package
 // conformance, which anyone can run against their own store.
 //
+// # Opening stores
+//
+// [Open] opens a store by URL ("mem://", "bolt:///path/state.db",
+// "pebble:///path/dir", "redis://host:6379/0?prefix=app:",
+// "redis+cluster://h1:6379,h2:6379/", "tier+<any URL>") once its package is
+// linked in (github.com/strata-kv/strata/stores/all links them all);
+// [LoadConfig] and [OpenConfig] do the same from a config.toml. [WithPrefix]
+// gives a namespace of a shared store.
+//
+// # Moving state
+//
+// [Copy] streams every entry of one store into another, with TTLs, and
+// [Verify] compares them afterwards: the migration from an embedded store to
+// Redis. Package checkpoint does the same through files.
+//
 // # Keys, values and TTLs
 //
 // Keys are non-empty byte strings of at most [MaxKeyLen] bytes; any byte is
