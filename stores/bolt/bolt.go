@@ -87,6 +87,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/counters"
+	"github.com/strata-kv/strata/internal/embedded"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/internal/urlopt"
 )
@@ -193,16 +194,10 @@ type Store struct {
 	path   string
 	stats  counters.Set
 
-	// mu is held for reading by every method while it uses db, and for
-	// writing by Close, so that db is never used after it is closed.
-	mu     sync.RWMutex
-	closed bool
-
-	snapMu sync.Mutex
-	snaps  map[*snapshot]struct{} // open snapshots, released by Close
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// life is acquired by every method while it uses db and closed by
+	// Close, so that db is never used after it is closed; it also holds the
+	// open snapshots and runs the background sweep.
+	life embedded.Lifecycle
 }
 
 var (
@@ -270,8 +265,6 @@ func Open(path string, opts *Options) (*Store, error) {
 		opts:   o,
 		clock:  o.Clock,
 		path:   path,
-		snaps:  make(map[*snapshot]struct{}),
-		stop:   make(chan struct{}),
 	}
 	bo := &bbolt.Options{
 		Timeout:      o.OpenTimeout,
@@ -291,8 +284,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, strata.NewOpError("open", backend, nil, err)
 	}
 	if o.SweepInterval > 0 {
-		s.wg.Add(1)
-		go s.sweepLoop(o.SweepInterval)
+		// Errors are counted in Stats.Errors; the next tick retries.
+		s.life.Every(o.SweepInterval, func(ctx context.Context) { s.Sweep(ctx) })
 	}
 	return s, nil
 }
@@ -388,17 +381,6 @@ func recoverCorrupt(err *error) {
 	}
 }
 
-// acquire takes the lifecycle read lock; the caller releases it with
-// s.mu.RUnlock when acquire returned nil.
-func (s *Store) acquire() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return strata.ErrClosed
-	}
-	return nil
-}
-
 // inputErr wraps rejected input or a context error.
 func inputErr(op string, key []byte, err error) error {
 	return strata.NewOpError(op, backend, key, err)
@@ -413,20 +395,9 @@ func (s *Store) fail(op string, key []byte, err error) error {
 	return strata.NewOpError(op, backend, key, err)
 }
 
-// enter checks ctx and the key of an operation.
-func enter(ctx context.Context, key []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return strata.CheckKey(key)
-}
-
 // check validates a write and resolves its TTL.
 func (s *Store) check(ctx context.Context, key, value []byte, ttl time.Duration) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return strata.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	return embedded.CheckEntry(ctx, key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
 }
 
 // readLive decodes a stored value and reports whether it is live; v
@@ -440,35 +411,13 @@ func (s *Store) readLive(raw []byte, now *time.Time) (exp int64, v []byte, live 
 	if err != nil {
 		return 0, nil, false, err
 	}
-	if exp != 0 {
-		if now.IsZero() {
-			*now = s.clock.Now()
-		}
-		if strata.Expired(*now, exp) {
-			return 0, nil, false, nil
-		}
+	if !embedded.Live(s.clock, now, exp) {
+		return 0, nil, false, nil
 	}
 	return exp, v, true, nil
 }
 
 func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
-
-// slabSize is the size of the blocks keySlab copies keys into.
-const slabSize = 16 << 10
-
-// keySlab copies keys into shared blocks: one allocation per block instead
-// of one per key. Each copy's capacity is its length, so a caller appending
-// to one key never writes into the next.
-type keySlab struct{ buf []byte }
-
-func (ks *keySlab) copy(k []byte) []byte {
-	if cap(ks.buf)-len(ks.buf) < len(k) {
-		ks.buf = make([]byte, 0, max(slabSize, len(k)))
-	}
-	start := len(ks.buf)
-	ks.buf = append(ks.buf, k...)
-	return ks.buf[start:len(ks.buf):len(ks.buf)]
-}
 
 // Get returns a copy of the value under key, or strata.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
@@ -483,10 +432,10 @@ func (s *Store) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Durati
 }
 
 func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, time.Duration, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return nil, 0, inputErr(op, key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, 0, err
 	}
 	var (
@@ -504,7 +453,7 @@ func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, 
 		}
 		return err
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	switch {
 	case err != nil:
 		return nil, 0, s.fail(op, key, err)
@@ -519,10 +468,10 @@ func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, 
 // TTL returns the time key has left, strata.NoExpiry, or
 // strata.ErrNotFound.
 func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return 0, inputErr("ttl", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
 	var (
@@ -535,7 +484,7 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 		exp, _, live, err = s.readLive(b.Get(key), &now)
 		return err
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	switch {
 	case err != nil:
 		return 0, s.fail("ttl", key, err)
@@ -545,27 +494,18 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	return strata.Remaining(now, exp), nil
 }
 
-// expiry returns the absolute expiry of a write now with a resolved ttl,
-// reading the clock only for a key that expires.
-func (s *Store) expiry(ttl time.Duration) int64 {
-	if ttl <= 0 {
-		return 0
-	}
-	return strata.ExpiryMillis(s.clock.Now(), ttl)
-}
-
 // Put stores value under key in one durable transaction.
 func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) error {
 	ttl, err := s.check(ctx, key, value, ttl)
 	if err != nil {
 		return inputErr("put", key, err)
 	}
-	raw := ttlval.Encode(s.expiry(ttl), value)
-	if err := s.acquire(); err != nil {
+	raw := ttlval.Encode(embedded.Expiry(s.clock, ttl), value)
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	err = s.updateBucket(func(b *bbolt.Bucket) error { return b.Put(key, raw) })
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return s.fail("put", key, err)
 	}
@@ -576,10 +516,10 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 // Delete removes key in one durable transaction. Stats count it only if
 // the key was live.
 func (s *Store) Delete(ctx context.Context, key []byte) error {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return inputErr("delete", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	var live bool
@@ -592,7 +532,7 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 		_, _, live, _ = s.readLive(raw, new(time.Time))
 		return b.Delete(key)
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return s.fail("delete", key, err)
 	}
@@ -602,71 +542,25 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	return nil
 }
 
-// keysChunk is how many keys Entries and the sweep read per transaction.
-// Keys starts with firstKeysChunk keys (a loop that stops early reads
-// little) and doubles up to maxKeysChunk (a full walk begins few
-// transactions).
-const (
-	keysChunk      = 1024
-	firstKeysChunk = 128
-	maxKeysChunk   = 4096
-)
-
 // Keys yields the live keys that start with prefix, in byte order, each
-// exactly once. It reads them in chunks, each in its own short read
-// transaction, and holds no transaction while the loop body runs.
+// exactly once. It reads them in chunks (see embedded.Keys), each in its own
+// short read transaction, and holds no transaction while the loop body runs.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
-	prefix = clone(prefix) // the caller may reuse its buffer
-	return func(yield func([]byte, error) bool) {
-		from := prefix
-		done := ctx.Done()
-		// The chunk's array is reused; the keys in it are the caller's.
-		buf := make([][]byte, 0, firstKeysChunk)
-		limit := firstKeysChunk
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(nil, err)
-				return
-			}
-			chunk, next, err := s.keysFrom(buf[:0], from, prefix, limit)
-			buf, limit = chunk, min(2*limit, maxKeysChunk)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for i, k := range chunk {
-				if i%64 == 63 {
-					select {
-					case <-done:
-						yield(nil, ctx.Err())
-						return
-					default:
-					}
-				}
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			from = next
-		}
-	}
+	return embedded.Keys(ctx, prefix, s.keysFrom)
 }
 
 // keysFrom appends to chunk copies of up to limit live keys >= from that
 // start with prefix, and returns the key to resume from (nil when there is
 // no more).
 func (s *Store) keysFrom(chunk [][]byte, from, prefix []byte, limit int) (_ [][]byte, next []byte, err error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	now := s.clock.Now()
 	var (
 		bad  []byte
-		slab keySlab
+		slab embedded.KeySlab
 	)
 	err = s.view(func(b *bbolt.Bucket) error {
 		c := b.Cursor()
@@ -681,7 +575,7 @@ func (s *Store) keysFrom(chunk [][]byte, from, prefix []byte, limit int) (_ [][]
 				return err
 			}
 			if exp == 0 || !strata.Expired(now, exp) {
-				chunk = append(chunk, slab.copy(k))
+				chunk = append(chunk, slab.Copy(k))
 			}
 		}
 		return nil
@@ -695,47 +589,19 @@ func (s *Store) keysFrom(chunk [][]byte, from, prefix []byte, limit int) (_ [][]
 // Close releases open snapshots, stops the sweep and closes the file. Every
 // method then fails with strata.ErrClosed; closing again returns nil.
 func (s *Store) Close() error {
-	// Snapshots first: a writer blocked on a re-map waits for their read
-	// transactions, and Close waits for that writer.
-	s.closeSnapshots()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.closeSnapshots() // any taken while Close waited for the lock
-	err := s.db.Close()
-	s.mu.Unlock()
-	close(s.stop)
-	s.wg.Wait()
-	if err != nil {
+	if err := s.life.Close(s.db.Close); err != nil {
 		return strata.NewOpError("close", backend, nil, err)
 	}
 	return nil
 }
 
-func (s *Store) closeSnapshots() {
-	s.snapMu.Lock()
-	snaps := make([]*snapshot, 0, len(s.snaps))
-	for sn := range s.snaps {
-		snaps = append(snaps, sn)
-	}
-	s.snapMu.Unlock()
-	for _, sn := range snaps {
-		sn.Close()
-	}
-}
-
 // GetMany returns copies of the values of keys, nil for each absent or
 // expired key, read in one transaction.
 func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
-	for _, k := range keys {
-		if err := enter(ctx, k); err != nil {
-			return nil, inputErr("get_many", k, err)
-		}
+	if k, err := embedded.CheckKeys(ctx, keys); err != nil {
+		return nil, inputErr("get_many", k, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(keys))
@@ -759,7 +625,7 @@ func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		}
 		return nil
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return nil, s.fail("get_many", bad, err)
 	}
@@ -795,7 +661,7 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 		raws[i] = buf[start:len(buf):len(buf)]
 		n += len(e.Key) + len(e.Value)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	var bad []byte
@@ -808,7 +674,7 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 		}
 		return nil
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return s.fail("put_many", bad, err)
 	}
@@ -819,15 +685,13 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 // DeleteMany removes keys in one durable transaction and reports how many
 // were live (absent, expired and repeated keys do not count).
 func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
-	for _, k := range keys {
-		if err := enter(ctx, k); err != nil {
-			return 0, inputErr("delete_many", k, err)
-		}
+	if k, err := embedded.CheckKeys(ctx, keys); err != nil {
+		return 0, inputErr("delete_many", k, err)
 	}
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
 	deleted := 0
@@ -850,7 +714,7 @@ func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
 		}
 		return nil
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return 0, s.fail("delete_many", bad, err)
 	}
@@ -865,8 +729,8 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 	if err != nil {
 		return false, inputErr("put_if_absent", key, err)
 	}
-	raw := ttlval.Encode(s.expiry(ttl), value)
-	if err := s.acquire(); err != nil {
+	raw := ttlval.Encode(embedded.Expiry(s.clock, ttl), value)
+	if err := s.life.Acquire(); err != nil {
 		return false, err
 	}
 	stored := false
@@ -878,7 +742,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 		stored = true
 		return b.Put(key, raw)
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return false, s.fail("put_if_absent", key, err)
 	}
@@ -891,10 +755,10 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 // GetAndDelete removes key and returns its value, in one read-write
 // transaction, or strata.ErrNotFound.
 func (s *Store) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return nil, inputErr("get_and_delete", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
 	var out []byte
@@ -913,7 +777,7 @@ func (s *Store) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
 		// An expired key is removed as well: it is dead weight.
 		return b.Delete(key)
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	switch {
 	case err != nil:
 		return nil, s.fail("get_and_delete", key, err)
@@ -934,8 +798,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl ti
 	if err != nil {
 		return false, inputErr("compare_and_swap", key, err)
 	}
-	raw := ttlval.Encode(s.expiry(ttl), new)
-	if err := s.acquire(); err != nil {
+	raw := ttlval.Encode(embedded.Expiry(s.clock, ttl), new)
+	if err := s.life.Acquire(); err != nil {
 		return false, err
 	}
 	swapped := false
@@ -951,7 +815,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl ti
 		swapped = true
 		return b.Put(key, raw)
 	})
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return false, s.fail("compare_and_swap", key, err)
 	}
@@ -966,11 +830,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	err := s.view(func(*bbolt.Bucket) error { return nil })
-	s.mu.RUnlock()
+	s.life.Release()
 	return s.fail("ping", nil, err)
 }
 
@@ -993,13 +857,11 @@ func (s *Store) Ping(ctx context.Context) error {
 //	snapshots_open          strata snapshots not yet closed
 func (s *Store) Stats() strata.Stats {
 	st := s.stats.Stats(backend, -1)
-	s.snapMu.Lock()
-	nsnaps := len(s.snaps)
-	s.snapMu.Unlock()
-	if s.acquire() != nil {
+	nsnaps := s.life.OpenSnapshots()
+	if s.life.Acquire() != nil {
 		return st
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	ds := s.db.Stats()
 	tx := &ds.TxStats
 	st.Gauges = map[string]float64{
@@ -1027,56 +889,23 @@ func (s *Store) Stats() strata.Stats {
 // transaction, and returns how many it removed. The background sweep calls
 // it every SweepInterval. It stops early with ctx's error.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
-	n, err := s.sweep(ctx.Done())
-	if err == nil {
-		err = ctx.Err()
-	}
-	return n, err
+	return embedded.Sweep(ctx, s.expiredFrom, s.removeExpired)
 }
 
-// sweep walks the bucket chunk by chunk until the end or until done is
-// closed.
-func (s *Store) sweep(done <-chan struct{}) (int, error) {
-	var from []byte
-	removed := 0
-	for {
-		select {
-		case <-done:
-			return removed, nil
-		default:
-		}
-		expired, next, err := s.expiredFrom(from)
-		if err != nil {
-			return removed, err
-		}
-		if len(expired) > 0 {
-			n, err := s.removeExpired(expired)
-			removed += n
-			if err != nil {
-				return removed, err
-			}
-		}
-		if next == nil {
-			return removed, nil
-		}
-		from = next
-	}
-}
-
-// expiredFrom reads up to keysChunk keys from from and returns the expired
-// ones and where to resume (nil at the end of the bucket). Values with a
-// damaged header are left alone: a read reports them.
+// expiredFrom reads up to embedded.Chunk keys from from and returns the
+// expired ones and where to resume (nil at the end of the bucket). Values
+// with a damaged header are left alone: a read reports them.
 func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	now := s.clock.Now()
 	err = s.view(func(b *bbolt.Bucket) error {
 		c := b.Cursor()
 		n := 0
 		for k, v := c.Seek(from); k != nil; k, v = c.Next() {
-			if n == keysChunk {
+			if n == embedded.Chunk {
 				next = clone(k)
 				return nil
 			}
@@ -1093,10 +922,10 @@ func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err err
 // removeExpired deletes the keys that are still expired, in one
 // transaction: a key rewritten since it was read is kept.
 func (s *Store) removeExpired(keys [][]byte) (int, error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	now := s.clock.Now()
 	n := 0
 	err := s.updateBucket(func(b *bbolt.Bucket) error {
@@ -1119,21 +948,6 @@ func (s *Store) removeExpired(keys [][]byte) (int, error) {
 	return n, nil
 }
 
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer s.wg.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			// Errors are counted in Stats.Errors; the next tick retries.
-			s.sweep(s.stop)
-		}
-	}
-}
-
 // Snapshot returns a point-in-time view of the store: a bbolt read
 // transaction, held until the snapshot is closed (see the package
 // documentation for what an open snapshot costs writers).
@@ -1141,10 +955,10 @@ func (s *Store) Snapshot(ctx context.Context) (strata.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	tx, err := s.db.Begin(false)
 	if err != nil {
 		return nil, s.fail("snapshot", nil, err)
@@ -1155,9 +969,7 @@ func (s *Store) Snapshot(ctx context.Context) (strata.Snapshot, error) {
 		return nil, s.fail("snapshot", nil, errNoBucket)
 	}
 	sn := &snapshot{s: s, tx: tx, b: b}
-	s.snapMu.Lock()
-	s.snaps[sn] = struct{}{}
-	s.snapMu.Unlock()
+	s.life.AddSnapshot(sn)
 	return sn, nil
 }
 
@@ -1171,37 +983,15 @@ type snapshot struct {
 }
 
 // Entries yields copies of the live entries under prefix, in key order,
-// reading them from the snapshot's transaction in chunks: the snapshot's
-// lock is not held while the loop body runs.
+// reading them from the snapshot's transaction in chunks (see
+// embedded.Entries): the snapshot's lock is not held while the loop body
+// runs.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
-	prefix = clone(prefix) // the caller may reuse its buffer
-	return func(yield func(strata.Entry, error) bool) {
-		from := prefix
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(strata.Entry{}, err)
-				return
-			}
-			chunk, next, err := sn.entriesFrom(from, prefix)
-			if err != nil {
-				yield(strata.Entry{}, err)
-				return
-			}
-			for _, en := range chunk {
-				if !yield(en, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			from = next
-		}
-	}
+	return embedded.Entries(ctx, prefix, sn.entriesFrom)
 }
 
-// entriesFrom copies up to keysChunk live entries >= from under prefix and
-// returns where to resume (nil when done).
+// entriesFrom copies up to embedded.Chunk live entries >= from under prefix
+// and returns where to resume (nil when done).
 func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, next []byte, err error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
@@ -1212,7 +1002,7 @@ func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, next
 	now := sn.s.clock.Now()
 	c := sn.b.Cursor()
 	for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(chunk) == keysChunk {
+		if len(chunk) == embedded.Chunk {
 			return chunk, clone(k), nil
 		}
 		exp, val, err := ttlval.Decode(v)
@@ -1240,8 +1030,6 @@ func (sn *snapshot) Close() error {
 	// not close the file while this is in flight.
 	err := sn.tx.Rollback()
 	sn.tx, sn.b = nil, nil
-	sn.s.snapMu.Lock()
-	delete(sn.s.snaps, sn)
-	sn.s.snapMu.Unlock()
+	sn.s.life.RemoveSnapshot(sn)
 	return err
 }

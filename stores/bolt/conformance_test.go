@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
@@ -48,16 +49,4 @@ func TestConformanceSync(t *testing.T) {
 	})
 }
 
-func TestConformancePrefixed(t *testing.T) {
-	const prefix = "ns\xff:"
-	conformance.RunStore(t, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			inner := open(tb, o)
-			tb.Cleanup(func() { inner.Close() })
-			return strata.WithPrefix(inner, []byte(prefix))
-		},
-		Capabilities: conformance.AllCapabilities,
-		FakeClock:    true,
-		MaxKeyLen:    strata.MaxKeyLen - len(prefix),
-	})
-}
+func TestConformancePrefixed(t *testing.T) { storetest.RunPrefixed(t, open) }

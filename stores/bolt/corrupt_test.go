@@ -3,7 +3,6 @@ package bolt_test
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/stores/bolt"
 )
@@ -26,7 +26,7 @@ func filled(t *testing.T, path string, n int) {
 	}
 	var entries []strata.Entry
 	for i := range n {
-		entries = append(entries, strata.Entry{Key: crashKey(i), Value: bytes.Repeat([]byte{'v'}, 100)})
+		entries = append(entries, strata.Entry{Key: storetest.CrashKey(i), Value: bytes.Repeat([]byte{'v'}, 100)})
 	}
 	if err := s.PutMany(t.Context(), entries); err != nil {
 		t.Fatal(err)
@@ -51,45 +51,33 @@ func overwrite(t *testing.T, path string, off int64, b []byte) {
 	}
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rand.Uint32())
-	}
-	return b
-}
-
 // TestOpenBadFiles opens files that are not usable stores: each must fail
 // with a clear error, quickly, and never panic.
 func TestOpenBadFiles(t *testing.T) {
 	const page = 4096
-	cases := []struct {
-		name   string
-		make   func(t *testing.T, path string)
-		target error // nil: any error
-	}{
-		{"random bytes", func(t *testing.T, path string) {
-			os.WriteFile(path, randomBytes(64<<10), 0o600)
-		}, strata.ErrCorrupt},
-		{"text file", func(t *testing.T, path string) {
+	cases := []storetest.BadOpen{
+		{Name: "random bytes", Make: func(t *testing.T, path string) {
+			os.WriteFile(path, storetest.RandomBytes(64<<10), 0o600)
+		}, Target: strata.ErrCorrupt},
+		{Name: "text file", Make: func(t *testing.T, path string) {
 			os.WriteFile(path, []byte(strings.Repeat("not a database\n", 1000)), 0o600)
-		}, strata.ErrCorrupt},
-		{"short file", func(t *testing.T, path string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "short file", Make: func(t *testing.T, path string) {
 			os.WriteFile(path, []byte("tiny"), 0o600)
-		}, strata.ErrCorrupt},
-		{"meta pages zeroed", func(t *testing.T, path string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "meta pages zeroed", Make: func(t *testing.T, path string) {
 			filled(t, path, 100)
 			overwrite(t, path, 0, make([]byte, 2*page))
-		}, strata.ErrCorrupt},
-		{"meta pages scrambled", func(t *testing.T, path string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "meta pages scrambled", Make: func(t *testing.T, path string) {
 			filled(t, path, 100)
-			overwrite(t, path, 16, randomBytes(64))
-			overwrite(t, path, page+16, randomBytes(64))
-		}, strata.ErrCorrupt},
-		{"directory", func(t *testing.T, path string) {
+			overwrite(t, path, 16, storetest.RandomBytes(64))
+			overwrite(t, path, page+16, storetest.RandomBytes(64))
+		}, Target: strata.ErrCorrupt},
+		{Name: "directory", Make: func(t *testing.T, path string) {
 			os.Mkdir(path, 0o700)
-		}, nil},
-		{"foreign bucket", func(t *testing.T, path string) {
+		}}, // any error
+		{Name: "foreign bucket", Make: func(t *testing.T, path string) {
 			db, err := bbolt.Open(path, 0o600, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -99,27 +87,11 @@ func TestOpenBadFiles(t *testing.T) {
 				return b.Put([]byte("config"), []byte("x"))
 			})
 			db.Close()
-		}, strata.ErrCorrupt},
+		}, Target: strata.ErrCorrupt},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bad.db")
-			c.make(t, path)
-			start := time.Now()
-			s, err := bolt.Open(path, &bolt.Options{OpenTimeout: time.Second})
-			if err == nil {
-				s.Close()
-				t.Fatal("Open succeeded")
-			}
-			if c.target != nil && !errors.Is(err, c.target) {
-				t.Fatalf("Open: %v, want an error matching %v", err, c.target)
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Fatalf("Open took %v", took)
-			}
-			t.Logf("Open: %v", err)
-		})
-	}
+	storetest.OpenFails(t, "bad.db", func(path string) (strata.Store, error) {
+		return bolt.Open(path, &bolt.Options{OpenTimeout: time.Second})
+	}, cases)
 }
 
 // TestDamagedPages scrambles the data pages of a store: whatever bbolt
@@ -138,7 +110,7 @@ func TestDamagedPages(t *testing.T) {
 	// Pages 0-1 are the meta pages; scramble a few of the first half of the
 	// rest (leaves: the branch pages and the freelist are written last).
 	for off := int64(5 * 4096); off < size/2; off += 8 * 4096 {
-		overwrite(t, path, off, randomBytes(4096))
+		overwrite(t, path, off, storetest.RandomBytes(4096))
 	}
 	s, err := bolt.Open(path, &bolt.Options{Verify: true})
 	if err == nil {
@@ -158,31 +130,7 @@ func TestDamagedPages(t *testing.T) {
 		return
 	}
 	defer s.Close()
-	ctx := t.Context()
-	var errs int
-	check := func(what string, err error) {
-		t.Helper()
-		if err == nil || errors.Is(err, strata.ErrNotFound) {
-			return
-		}
-		errs++
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Errorf("%s on a damaged file: %v, want ErrCorrupt", what, err)
-		}
-	}
-	for i := 0; i < 2000; i += 37 {
-		_, err := s.Get(ctx, crashKey(i))
-		check("Get", err)
-	}
-	for _, err := range s.Keys(ctx, nil) {
-		if err != nil {
-			check("Keys", err)
-			break
-		}
-	}
-	if errs == 0 {
-		t.Fatal("no call on the damaged file reported the damage")
-	}
+	storetest.DamageReported(t, s, "file", 2000, 37)
 	// The store stays usable for what is intact: Close works.
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -225,62 +173,5 @@ func TestMalformedValue(t *testing.T) {
 		t.Fatalf("Open (the first value is good): %v", err)
 	}
 	defer s.Close()
-	for _, k := range []string{"b", "c"} {
-		key := []byte(k)
-		_, err := s.Get(ctx, key)
-		wantCorrupt(t, "Get", err)
-		_, err = s.TTL(ctx, key)
-		wantCorrupt(t, "TTL", err)
-		_, err = s.GetMany(ctx, [][]byte{[]byte("a"), key})
-		wantCorrupt(t, "GetMany", err)
-		_, err = s.GetAndDelete(ctx, key)
-		wantCorrupt(t, "GetAndDelete", err)
-		_, err = s.CompareAndSwap(ctx, key, nil, []byte("v"), 0)
-		wantCorrupt(t, "CompareAndSwap", err)
-		_, err = s.PutIfAbsent(ctx, key, []byte("v"), 0)
-		wantCorrupt(t, "PutIfAbsent", err)
-	}
-	var last error
-	for _, err := range s.Keys(ctx, nil) {
-		last = err
-	}
-	wantCorrupt(t, "Keys", last)
-	sn, err := s.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last = nil
-	for _, err := range sn.Entries(ctx, nil) {
-		last = err
-	}
-	sn.Close()
-	wantCorrupt(t, "Entries", last)
-	// Writing over or deleting a damaged value repairs it.
-	if err := s.Put(ctx, []byte("b"), []byte("fixed"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, []byte("c")); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for k, err := range s.Keys(ctx, nil) {
-		if err != nil {
-			t.Fatalf("Keys after the repair: %v", err)
-		}
-		keys = append(keys, string(k))
-	}
-	if strings.Join(keys, ",") != "a,b" {
-		t.Fatalf("Keys after the repair = %q", keys)
-	}
-}
-
-func wantCorrupt(t *testing.T, what string, err error) {
-	t.Helper()
-	if !errors.Is(err, strata.ErrCorrupt) {
-		t.Errorf("%s of a malformed value: %v, want ErrCorrupt", what, err)
-	}
-	var oe *strata.OpError
-	if err != nil && !errors.As(err, &oe) {
-		t.Errorf("%s: %v is not wrapped in a *strata.OpError", what, err)
-	}
+	storetest.MalformedValues(t, s)
 }

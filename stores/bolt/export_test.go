@@ -6,8 +6,10 @@ import bbolt "go.etcd.io/bbolt"
 // ones included, for tests of the sweep.
 func RawKeyCount(s *Store) int {
 	n := 0
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	if s.life.Acquire() != nil {
+		return 0
+	}
+	defer s.life.Release()
 	s.view(func(b *bbolt.Bucket) error {
 		n = b.Stats().KeyN
 		return nil

@@ -10,8 +10,8 @@ import (
 func TestMain(m *testing.M) {
 	// The process tests re-run this binary as a child that writes to or
 	// holds a store; see process_test.go.
-	if mode := os.Getenv(childEnv); mode != "" {
-		os.Exit(runChild(mode))
+	if code, ok := proc.Child(); ok {
+		os.Exit(code)
 	}
 	goleak.VerifyTestMain(m)
 }

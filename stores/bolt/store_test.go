@@ -1,7 +1,6 @@
 package bolt_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
@@ -24,45 +24,15 @@ func openAt(t *testing.T, path string, o *bolt.Options) *bolt.Store {
 	return s
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestReopen checks that values and absolute expiries survive a close and
 // reopen, and that a second bucket in the same file is separate.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	ctx := t.Context()
-	s, err := bolt.Open(path, &bolt.Options{Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(ctx, []byte("forever"), []byte("f"), strata.NoExpiry); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(ctx, []byte("hour"), []byte("h"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(30 * time.Minute)
-	s = openAt(t, path, &bolt.Options{Clock: clock})
-	if v, err := s.Get(ctx, []byte("forever")); err != nil || string(v) != "f" {
-		t.Fatalf("Get(forever) after reopen = %q, %v", v, err)
-	}
-	if ttl, err := s.TTL(ctx, []byte("hour")); err != nil || ttl != 30*time.Minute {
-		t.Fatalf("TTL(hour) after reopen and 30m = %v, %v; want 30m (the expiry is absolute)", ttl, err)
-	}
+	s := storetest.Reopen(t, clock, func(t *testing.T) storetest.Store {
+		return openAt(t, path, &bolt.Options{Clock: clock})
+	})
 	other := openAt(t, path+".other", &bolt.Options{Bucket: "other"})
 	if _, err := other.Get(ctx, []byte("forever")); !errors.Is(err, strata.ErrNotFound) {
 		t.Fatalf("Get from another file: %v", err)
@@ -77,55 +47,9 @@ func TestReopen(t *testing.T) {
 // TestSweep checks that expired keys are removed from the file, by Sweep
 // and by the background sweep, in chunks, and that live keys stay.
 func TestSweep(t *testing.T) {
-	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	ctx := t.Context()
-	fill := func(s *bolt.Store) {
-		var entries []strata.Entry
-		for i := range 3000 { // three sweep chunks
-			ttl := 10 * time.Second
-			if i%100 == 0 {
-				ttl = strata.NoExpiry
-			}
-			entries = append(entries, strata.Entry{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("v"), TTL: ttl})
-		}
-		if err := s.PutMany(ctx, entries); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Run("Manual", func(t *testing.T) {
-		s := openAt(t, filepath.Join(t.TempDir(), "s.db"), &bolt.Options{Clock: clock, SweepInterval: -1, NoSync: true})
-		fill(s)
-		if n, err := s.Sweep(ctx); err != nil || n != 0 {
-			t.Fatalf("Sweep before expiry = %d, %v; want 0", n, err)
-		}
-		clock.Advance(10 * time.Second)
-		if n, err := s.Sweep(ctx); err != nil || n != 2970 {
-			t.Fatalf("Sweep after expiry = %d, %v; want 2970", n, err)
-		}
-		if n := bolt.RawKeyCount(s); n != 30 {
-			t.Fatalf("%d keys left in the file, want 30", n)
-		}
-		cancelled, cancel := context.WithCancel(ctx)
-		cancel()
-		if _, err := s.Sweep(cancelled); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Sweep with a cancelled context: %v", err)
-		}
-	})
-	t.Run("Background", func(t *testing.T) {
-		s := openAt(t, filepath.Join(t.TempDir(), "s.db"), &bolt.Options{Clock: clock, SweepInterval: time.Millisecond, NoSync: true})
-		fill(s)
-		clock.Advance(10 * time.Second)
-		waitFor(t, "the background sweep", func() bool { return bolt.RawKeyCount(s) == 30 })
-		n := 0
-		for _, err := range s.Keys(ctx, nil) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		if n != 30 {
-			t.Fatalf("Keys after the sweep = %d, want 30", n)
-		}
+	storetest.Sweep(t, func(t *testing.T, clock strata.Clock, interval time.Duration) (storetest.Sweeper, func() int) {
+		s := openAt(t, filepath.Join(t.TempDir(), "s.db"), &bolt.Options{Clock: clock, SweepInterval: interval, NoSync: true})
+		return s, func() int { return bolt.RawKeyCount(s) }
 	})
 }
 
@@ -151,23 +75,14 @@ func TestURL(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "a.db")); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("file mode: %v, %v", fi.Mode(), err)
 	}
-	for _, bad := range []string{
-		"bolt://" + filepath.Join(dir, "b.db") + "?bukket=x",
-		"bolt://" + filepath.Join(dir, "b.db") + "?no_sync=maybe",
-		"bolt://" + filepath.Join(dir, "b.db") + "?open_timeout=soon",
-		"bolt://" + filepath.Join(dir, "b.db") + "?file_mode=rw",
+	storetest.URLsRejected(t,
+		"bolt://"+filepath.Join(dir, "b.db")+"?bukket=x",
+		"bolt://"+filepath.Join(dir, "b.db")+"?no_sync=maybe",
+		"bolt://"+filepath.Join(dir, "b.db")+"?open_timeout=soon",
+		"bolt://"+filepath.Join(dir, "b.db")+"?file_mode=rw",
 		"bolt://host/path.db",
 		"bolt://",
-	} {
-		s, err := strata.Open(ctx, bad)
-		if err == nil {
-			s.Close()
-			t.Fatalf("Open(%q) succeeded", bad)
-		}
-		if !errors.Is(err, strata.ErrInvalidConfig) {
-			t.Fatalf("Open(%q): %v, want ErrInvalidConfig", bad, err)
-		}
-	}
+	)
 	if _, err := os.Stat(filepath.Join(dir, "b.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a rejected URL created its file: %v", err)
 	}

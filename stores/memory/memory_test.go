@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/memory"
 )
 
@@ -24,19 +25,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestConformancePrefixed(t *testing.T) {
-	const prefix = "ns\xff:"
-	conformance.RunStore(t, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			inner := open(tb, o)
-			tb.Cleanup(func() { inner.Close() })
-			return strata.WithPrefix(inner, []byte(prefix))
-		},
-		Capabilities: conformance.AllCapabilities,
-		FakeClock:    true,
-		MaxKeyLen:    strata.MaxKeyLen - len(prefix),
-	})
-}
+func TestConformancePrefixed(t *testing.T) { storetest.RunPrefixed(t, open) }
 
 func BenchmarkStore(b *testing.B) {
 	conformance.BenchmarkStore(b, conformance.Harness{Open: open, FakeClock: true})

@@ -3,27 +3,18 @@ package pebble_test
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/stores/pebble"
 )
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rand.Uint32())
-	}
-	return b
-}
 
 // filled writes a store with n keys in dir, flushed to tables, and closes
 // it.
@@ -35,7 +26,7 @@ func filled(t *testing.T, dir string, n int) {
 	}
 	b := db.NewBatch()
 	for i := range n {
-		b.Set(crashKey(i), ttlval.Encode(0, bytes.Repeat([]byte{'v'}, 100)), nil)
+		b.Set(storetest.CrashKey(i), ttlval.Encode(0, bytes.Repeat([]byte{'v'}, 100)), nil)
 	}
 	if err := b.Commit(pebbledb.Sync); err != nil {
 		t.Fatal(err)
@@ -76,7 +67,7 @@ func scramble(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	mid := len(data) / 4
-	copy(data[mid:], randomBytes(len(data)/2))
+	copy(data[mid:], storetest.RandomBytes(len(data)/2))
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -85,64 +76,44 @@ func scramble(t *testing.T, path string) {
 // TestOpenBadDirs opens paths that are not usable stores: each must fail
 // with a clear error, quickly, and never panic.
 func TestOpenBadDirs(t *testing.T) {
-	cases := []struct {
-		name   string
-		make   func(t *testing.T, dir string)
-		target error // nil: any error
-	}{
-		{"regular file", func(t *testing.T, dir string) {
-			os.WriteFile(dir, randomBytes(4096), 0o600)
-		}, strata.ErrCorrupt},
-		{"directory of other files", func(t *testing.T, dir string) {
+	cases := []storetest.BadOpen{
+		{Name: "regular file", Make: func(t *testing.T, dir string) {
+			os.WriteFile(dir, storetest.RandomBytes(4096), 0o600)
+		}, Target: strata.ErrCorrupt},
+		{Name: "directory of other files", Make: func(t *testing.T, dir string) {
 			os.Mkdir(dir, 0o700)
 			os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello"), 0o600)
-		}, strata.ErrCorrupt},
-		{"scrambled manifest", func(t *testing.T, dir string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "scrambled manifest", Make: func(t *testing.T, dir string) {
 			filled(t, dir, 1000)
 			for _, f := range files(t, dir, "MANIFEST-", "") {
 				scramble(t, f)
 			}
-		}, strata.ErrCorrupt},
-		{"truncated manifest", func(t *testing.T, dir string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "truncated manifest", Make: func(t *testing.T, dir string) {
 			filled(t, dir, 1000)
 			for _, f := range files(t, dir, "MANIFEST-", "") {
 				os.Truncate(f, 10)
 			}
-		}, strata.ErrCorrupt},
-		{"missing table", func(t *testing.T, dir string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "missing table", Make: func(t *testing.T, dir string) {
 			filled(t, dir, 1000)
 			for _, f := range files(t, dir, "", ".sst") {
 				os.Remove(f)
 			}
-		}, strata.ErrCorrupt},
-		{"foreign database", func(t *testing.T, dir string) {
+		}, Target: strata.ErrCorrupt},
+		{Name: "foreign database", Make: func(t *testing.T, dir string) {
 			db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quiet{}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			db.Set([]byte("config"), []byte("x"), pebbledb.Sync)
 			db.Close()
-		}, strata.ErrCorrupt},
+		}, Target: strata.ErrCorrupt},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "db")
-			c.make(t, dir)
-			start := time.Now()
-			s, err := pebble.Open(dir, nil)
-			if err == nil {
-				s.Close()
-				t.Fatal("Open succeeded")
-			}
-			if c.target != nil && !errors.Is(err, c.target) {
-				t.Fatalf("Open: %v, want an error matching %v", err, c.target)
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Fatalf("Open took %v", took)
-			}
-			t.Logf("Open: %.300v", err)
-		})
-	}
+	storetest.OpenFails(t, "db", func(dir string) (strata.Store, error) {
+		return pebble.Open(dir, nil)
+	}, cases)
 }
 
 // TestDamagedTable scrambles the data of a table file: reads of it report
@@ -162,31 +133,7 @@ func TestDamagedTable(t *testing.T) {
 		return
 	}
 	defer s.Close()
-	ctx := t.Context()
-	errs := 0
-	check := func(what string, err error) {
-		t.Helper()
-		if err == nil || errors.Is(err, strata.ErrNotFound) {
-			return
-		}
-		errs++
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Errorf("%s on a damaged table: %v, want ErrCorrupt", what, err)
-		}
-	}
-	for i := 0; i < 5000; i += 97 {
-		_, err := s.Get(ctx, crashKey(i))
-		check("Get", err)
-	}
-	for _, err := range s.Keys(ctx, nil) {
-		if err != nil {
-			check("Keys", err)
-			break
-		}
-	}
-	if errs == 0 {
-		t.Fatal("no call on the damaged table reported the damage")
-	}
+	errs := storetest.DamageReported(t, s, "table", 5000, 97)
 	t.Logf("%d calls failed", errs)
 }
 
@@ -217,61 +164,5 @@ func TestMalformedValue(t *testing.T) {
 		t.Fatalf("Open (the first value is good): %v", err)
 	}
 	defer s.Close()
-	for _, k := range []string{"b", "c"} {
-		key := []byte(k)
-		_, err := s.Get(ctx, key)
-		wantCorrupt(t, "Get", err)
-		_, err = s.TTL(ctx, key)
-		wantCorrupt(t, "TTL", err)
-		_, err = s.GetMany(ctx, [][]byte{[]byte("a"), key})
-		wantCorrupt(t, "GetMany", err)
-		_, err = s.GetAndDelete(ctx, key)
-		wantCorrupt(t, "GetAndDelete", err)
-		_, err = s.CompareAndSwap(ctx, key, nil, []byte("v"), 0)
-		wantCorrupt(t, "CompareAndSwap", err)
-		_, err = s.PutIfAbsent(ctx, key, []byte("v"), 0)
-		wantCorrupt(t, "PutIfAbsent", err)
-	}
-	var last error
-	for _, err := range s.Keys(ctx, nil) {
-		last = err
-	}
-	wantCorrupt(t, "Keys", last)
-	sn, err := s.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last = nil
-	for _, err := range sn.Entries(ctx, nil) {
-		last = err
-	}
-	sn.Close()
-	wantCorrupt(t, "Entries", last)
-	if err := s.Put(ctx, []byte("b"), []byte("fixed"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, []byte("c")); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for k, err := range s.Keys(ctx, nil) {
-		if err != nil {
-			t.Fatalf("Keys after the repair: %v", err)
-		}
-		keys = append(keys, string(k))
-	}
-	if strings.Join(keys, ",") != "a,b" {
-		t.Fatalf("Keys after the repair = %q", keys)
-	}
-}
-
-func wantCorrupt(t *testing.T, what string, err error) {
-	t.Helper()
-	if !errors.Is(err, strata.ErrCorrupt) {
-		t.Errorf("%s of a malformed value: %v, want ErrCorrupt", what, err)
-	}
-	var oe *strata.OpError
-	if err != nil && !errors.As(err, &oe) {
-		t.Errorf("%s: %v is not wrapped in a *strata.OpError", what, err)
-	}
+	storetest.MalformedValues(t, s)
 }

@@ -3,8 +3,10 @@ package pebble
 // RawKeyCount returns how many keys the database physically holds, expired
 // ones included, for tests of the sweep.
 func RawKeyCount(s *Store) int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	if s.life.Acquire() != nil {
+		return 0
+	}
+	defer s.life.Release()
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		panic(err)

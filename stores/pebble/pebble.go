@@ -81,6 +81,7 @@ import (
 	"iter"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/counters"
+	"github.com/strata-kv/strata/internal/embedded"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/internal/urlopt"
 )
@@ -247,16 +249,10 @@ type Store struct {
 	// fsCloser stops the disk-health checker, after db is closed.
 	fsCloser io.Closer
 
-	// mu is held for reading by every method while it uses db, and for
-	// writing by Close: Pebble panics when used after Close.
-	mu     sync.RWMutex
-	closed bool
-
-	snapMu sync.Mutex
-	snaps  map[*snapshot]struct{} // open snapshots, released by Close
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// life is acquired by every method while it uses db and closed by
+	// Close (Pebble panics when used after Close); it also holds the open
+	// snapshots and runs the background sweep.
+	life embedded.Lifecycle
 }
 
 var (
@@ -339,8 +335,6 @@ func Open(dir string, opts *Options) (*Store, error) {
 		clock:    o.Clock,
 		wo:       writeOptions(o),
 		seed:     maphash.MakeSeed(),
-		snaps:    make(map[*snapshot]struct{}),
-		stop:     make(chan struct{}),
 	}
 	if err := s.checkFirst(); err != nil {
 		db.Close()
@@ -348,8 +342,8 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, strata.NewOpError("open", backend, nil, err)
 	}
 	if o.SweepInterval > 0 {
-		s.wg.Add(1)
-		go s.sweepLoop(o.SweepInterval)
+		// Errors are counted in Stats.Errors; the next tick retries.
+		s.life.Every(o.SweepInterval, func(ctx context.Context) { s.Sweep(ctx) })
 	}
 	return s, nil
 }
@@ -441,17 +435,6 @@ func (s *Store) checkFirst() error {
 	return nil
 }
 
-// acquire takes the lifecycle read lock; the caller releases it with
-// s.mu.RUnlock when acquire returned nil.
-func (s *Store) acquire() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return strata.ErrClosed
-	}
-	return nil
-}
-
 func inputErr(op string, key []byte, err error) error {
 	return strata.NewOpError(op, backend, key, err)
 }
@@ -469,38 +452,12 @@ func (s *Store) fail(op string, key []byte, err error) error {
 	return strata.NewOpError(op, backend, key, err)
 }
 
-func enter(ctx context.Context, key []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return strata.CheckKey(key)
-}
-
+// check validates a write and resolves its TTL.
 func (s *Store) check(ctx context.Context, key, value []byte, ttl time.Duration) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return strata.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	return embedded.CheckEntry(ctx, key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
 }
 
 func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
-
-// slabSize is the size of the blocks keySlab copies keys into.
-const slabSize = 16 << 10
-
-// keySlab copies keys into shared blocks: one allocation per block instead
-// of one per key. Each copy's capacity is its length, so a caller appending
-// to one key never writes into the next.
-type keySlab struct{ buf []byte }
-
-func (ks *keySlab) copy(k []byte) []byte {
-	if cap(ks.buf)-len(ks.buf) < len(k) {
-		ks.buf = make([]byte, 0, max(slabSize, len(k)))
-	}
-	start := len(ks.buf)
-	ks.buf = append(ks.buf, k...)
-	return ks.buf[start:len(ks.buf):len(ks.buf)]
-}
 
 // stripe returns the lock index of key.
 func (s *Store) stripe(key []byte) int {
@@ -560,13 +517,8 @@ func (s *Store) read(key []byte, copyValue bool, now *time.Time) (exp int64, v [
 	if err != nil {
 		return 0, nil, false, err
 	}
-	if exp != 0 {
-		if now.IsZero() {
-			*now = s.clock.Now()
-		}
-		if strata.Expired(*now, exp) {
-			return 0, nil, false, nil
-		}
+	if !embedded.Live(s.clock, now, exp) {
+		return 0, nil, false, nil
 	}
 	if copyValue {
 		v = clone(val)
@@ -587,15 +539,15 @@ func (s *Store) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Durati
 }
 
 func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, time.Duration, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return nil, 0, inputErr(op, key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, 0, err
 	}
 	var now time.Time
 	exp, v, live, err := s.read(key, true, &now)
-	s.mu.RUnlock()
+	s.life.Release()
 	switch {
 	case err != nil:
 		return nil, 0, s.fail(op, key, err)
@@ -610,15 +562,15 @@ func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, 
 // TTL returns the time key has left, strata.NoExpiry, or
 // strata.ErrNotFound.
 func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return 0, inputErr("ttl", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
 	var now time.Time
 	exp, _, live, err := s.read(key, false, &now)
-	s.mu.RUnlock()
+	s.life.Release()
 	switch {
 	case err != nil:
 		return 0, s.fail("ttl", key, err)
@@ -626,15 +578,6 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 		return 0, strata.ErrNotFound
 	}
 	return strata.Remaining(now, exp), nil
-}
-
-// expiry returns the absolute expiry of a write now with a resolved ttl,
-// reading the clock only for a key that expires.
-func (s *Store) expiry(ttl time.Duration) int64 {
-	if ttl <= 0 {
-		return 0
-	}
-	return strata.ExpiryMillis(s.clock.Now(), ttl)
 }
 
 // set writes key with its header and value in one batch, encoding the value
@@ -660,15 +603,15 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 	if err != nil {
 		return inputErr("put", key, err)
 	}
-	exp := s.expiry(ttl)
-	if err := s.acquire(); err != nil {
+	exp := embedded.Expiry(s.clock, ttl)
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	l := &s.locks[s.stripe(key)]
 	l.Lock()
 	err = s.set(key, exp, value)
 	l.Unlock()
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return s.fail("put", key, err)
 	}
@@ -679,32 +622,23 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 // Delete removes key. Stats count every Delete, live key or not: finding
 // out would cost a read.
 func (s *Store) Delete(ctx context.Context, key []byte) error {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return inputErr("delete", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
 	l := &s.locks[s.stripe(key)]
 	l.Lock()
 	err := s.db.Delete(key, s.wo)
 	l.Unlock()
-	s.mu.RUnlock()
+	s.life.Release()
 	if err != nil {
 		return s.fail("delete", key, err)
 	}
 	s.stats.Delete(1)
 	return nil
 }
-
-// keysChunk is how many keys Entries and the sweep read per iterator. Keys
-// starts with firstKeysChunk keys (a loop that stops early reads little)
-// and doubles up to maxKeysChunk (a full walk opens few iterators).
-const (
-	keysChunk      = 1024
-	firstKeysChunk = 128
-	maxKeysChunk   = 4096
-)
 
 // prefixEnd returns the smallest key greater than every key that starts
 // with prefix, or nil if there is none (prefix empty or all 0xff).
@@ -779,59 +713,25 @@ func closeIter(it *pebbledb.Iterator, err *error) {
 }
 
 // Keys yields the live keys that start with prefix, in byte order, each
-// exactly once. It reads them in chunks, each through its own iterator, and
-// holds no iterator while the loop body runs.
+// exactly once. It reads them in chunks (see embedded.Keys), each through
+// its own iterator, and holds no iterator while the loop body runs.
 func (s *Store) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
-	prefix = clone(prefix) // the caller may reuse its buffer
 	upper := prefixEnd(prefix)
-	return func(yield func([]byte, error) bool) {
-		from := prefix
-		done := ctx.Done()
-		// The chunk's array is reused; the keys in it are the caller's.
-		buf := make([][]byte, 0, firstKeysChunk)
-		limit := firstKeysChunk
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(nil, err)
-				return
-			}
-			chunk, next, err := s.keysFrom(buf[:0], from, prefix, upper, limit)
-			buf, limit = chunk, min(2*limit, maxKeysChunk)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for i, k := range chunk {
-				if i%64 == 63 {
-					select {
-					case <-done:
-						yield(nil, ctx.Err())
-						return
-					default:
-					}
-				}
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			from = next
-		}
-	}
+	return embedded.Keys(ctx, prefix, func(chunk [][]byte, from, prefix []byte, limit int) ([][]byte, []byte, error) {
+		return s.keysFrom(chunk, from, prefix, upper, limit)
+	})
 }
 
 // keysFrom appends to chunk copies of up to limit live keys >= from under
 // prefix, and returns the key to resume from (nil when there is no more).
 func (s *Store) keysFrom(chunk [][]byte, from, prefix, upper []byte, limit int) ([][]byte, []byte, error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, nil, err
 	}
-	defer s.mu.RUnlock()
-	var slab keySlab
+	defer s.life.Release()
+	var slab embedded.KeySlab
 	next, bad, err := scan(s.db, from, prefix, upper, limit, s.clock.Now(), func(k, _ []byte, _ time.Duration) {
-		chunk = append(chunk, slab.copy(k))
+		chunk = append(chunk, slab.Copy(k))
 	})
 	if err != nil {
 		return nil, nil, s.fail("keys", bad, err)
@@ -842,50 +742,28 @@ func (s *Store) keysFrom(chunk [][]byte, from, prefix, upper []byte, limit int) 
 // Close releases open snapshots, stops the sweep and closes the database.
 // Every method then fails with strata.ErrClosed; closing again returns nil.
 func (s *Store) Close() error {
-	s.closeSnapshots()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.closeSnapshots() // any taken while Close waited for the lock
-	err := s.db.Close()
-	s.fsCloser.Close()
-	s.mu.Unlock()
-	close(s.stop)
-	s.wg.Wait()
+	err := s.life.Close(func() error {
+		err := s.db.Close()
+		s.fsCloser.Close()
+		return err
+	})
 	if err != nil {
 		return strata.NewOpError("close", backend, nil, err)
 	}
 	return nil
 }
 
-func (s *Store) closeSnapshots() {
-	s.snapMu.Lock()
-	snaps := make([]*snapshot, 0, len(s.snaps))
-	for sn := range s.snaps {
-		snaps = append(snaps, sn)
-	}
-	s.snapMu.Unlock()
-	for _, sn := range snaps {
-		sn.Close()
-	}
-}
-
 // GetMany returns copies of the values of keys, nil for each absent or
 // expired key. Each key is read on its own: the values need not be from one
 // instant.
 func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
-	for _, k := range keys {
-		if err := enter(ctx, k); err != nil {
-			return nil, inputErr("get_many", k, err)
-		}
+	if k, err := embedded.CheckKeys(ctx, keys); err != nil {
+		return nil, inputErr("get_many", k, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	out := make([][]byte, len(keys))
 	hits, n := 0, 0
 	var now time.Time
@@ -930,10 +808,10 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 		return nil
 	}
 	now := s.clock.Now()
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	b := s.db.NewBatchWithSize(size)
 	defer b.Close()
 	n := 0
@@ -963,25 +841,17 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 // DeleteMany removes keys in one batch and reports how many were live
 // (absent, expired and repeated keys do not count).
 func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
-	for _, k := range keys {
-		if err := enter(ctx, k); err != nil {
-			return 0, inputErr("delete_many", k, err)
-		}
+	if k, err := embedded.CheckKeys(ctx, keys); err != nil {
+		return 0, inputErr("delete_many", k, err)
 	}
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
-	set := s.lockKeys(len(keys), func(yield func([]byte) bool) {
-		for _, k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	defer s.life.Release()
+	set := s.lockKeys(len(keys), slices.Values(keys))
 	defer s.unlockKeys(set)
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -1031,11 +901,11 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 	if err != nil {
 		return false, inputErr("put_if_absent", key, err)
 	}
-	exp := s.expiry(ttl)
-	if err := s.acquire(); err != nil {
+	exp := embedded.Expiry(s.clock, ttl)
+	if err := s.life.Acquire(); err != nil {
 		return false, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	l := s.lockKey(key)
 	defer l.Unlock()
 	_, _, live, err := s.read(key, false, new(time.Time))
@@ -1054,13 +924,13 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 
 // GetAndDelete removes key and returns its value, or strata.ErrNotFound.
 func (s *Store) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
-	if err := enter(ctx, key); err != nil {
+	if err := embedded.CheckKey(ctx, key); err != nil {
 		return nil, inputErr("get_and_delete", key, err)
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	l := s.lockKey(key)
 	defer l.Unlock()
 	_, v, live, err := s.read(key, true, new(time.Time))
@@ -1086,11 +956,11 @@ func (s *Store) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl ti
 	if err != nil {
 		return false, inputErr("compare_and_swap", key, err)
 	}
-	exp := s.expiry(ttl)
-	if err := s.acquire(); err != nil {
+	exp := embedded.Expiry(s.clock, ttl)
+	if err := s.life.Acquire(); err != nil {
 		return false, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	l := s.lockKey(key)
 	defer l.Unlock()
 	var now time.Time
@@ -1113,10 +983,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	_, closer, err := s.db.Get([]byte{0})
 	switch {
 	case err == nil:
@@ -1150,11 +1020,11 @@ func (s *Store) Ping(ctx context.Context) error {
 //	disk_slow_total              disk operations slower than 5s
 func (s *Store) Stats() strata.Stats {
 	st := s.stats.Stats(backend, -1)
-	if s.acquire() != nil {
+	if s.life.Acquire() != nil {
 		return st
 	}
 	m := s.db.Metrics()
-	s.mu.RUnlock()
+	s.life.Release()
 	total := m.Total()
 	st.Gauges = map[string]float64{
 		"disk_usage_bytes":         float64(m.DiskSpaceUsage()),
@@ -1183,48 +1053,17 @@ func (s *Store) Stats() strata.Stats {
 // returns how many it deleted. The background sweep calls it every
 // SweepInterval. It stops early with ctx's error.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
-	n, err := s.sweep(ctx.Done())
-	if err == nil {
-		err = ctx.Err()
-	}
-	return n, err
+	return embedded.Sweep(ctx, s.expiredFrom, s.removeExpired)
 }
 
-func (s *Store) sweep(done <-chan struct{}) (int, error) {
-	var from []byte
-	removed := 0
-	for {
-		select {
-		case <-done:
-			return removed, nil
-		default:
-		}
-		expired, next, err := s.expiredFrom(from)
-		if err != nil {
-			return removed, err
-		}
-		if len(expired) > 0 {
-			n, err := s.removeExpired(expired)
-			removed += n
-			if err != nil {
-				return removed, err
-			}
-		}
-		if next == nil {
-			return removed, nil
-		}
-		from = next
-	}
-}
-
-// expiredFrom reads up to keysChunk keys from from and returns the expired
-// ones and where to resume (nil at the end). Values with a damaged header
-// are left alone: a read reports them.
+// expiredFrom reads up to embedded.Chunk keys from from and returns the
+// expired ones and where to resume (nil at the end). Values with a damaged
+// header are left alone: a read reports them.
 func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	now := s.clock.Now()
 	err = func() (err error) {
 		it, err := newIter(s.db, from, nil)
@@ -1234,7 +1073,7 @@ func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err err
 		defer closeIter(it, &err)
 		n := 0
 		for valid := it.First(); valid; valid = it.Next() {
-			if n == keysChunk {
+			if n == embedded.Chunk {
 				next = clone(it.Key())
 				return nil
 			}
@@ -1260,17 +1099,11 @@ func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err err
 // Sweep batches are not synced: a lost deletion of an expired key changes
 // nothing a reader can see.
 func (s *Store) removeExpired(keys [][]byte) (int, error) {
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
-	set := s.lockKeys(len(keys), func(yield func([]byte) bool) {
-		for _, k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	defer s.life.Release()
+	set := s.lockKeys(len(keys), slices.Values(keys))
 	defer s.unlockKeys(set)
 	now := s.clock.Now()
 	b := s.db.NewBatch()
@@ -1303,35 +1136,18 @@ func (s *Store) removeExpired(keys [][]byte) (int, error) {
 	return n, nil
 }
 
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer s.wg.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			// Errors are counted in Stats.Errors; the next tick retries.
-			s.sweep(s.stop)
-		}
-	}
-}
-
 // Snapshot returns a point-in-time view of the store: a Pebble snapshot,
 // held until the snapshot is closed.
 func (s *Store) Snapshot(ctx context.Context) (strata.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.life.Acquire(); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.life.Release()
 	sn := &snapshot{s: s, snap: s.db.NewSnapshot()}
-	s.snapMu.Lock()
-	s.snaps[sn] = struct{}{}
-	s.snapMu.Unlock()
+	s.life.AddSnapshot(sn)
 	return sn, nil
 }
 
@@ -1344,35 +1160,17 @@ type snapshot struct {
 }
 
 // Entries yields copies of the live entries under prefix, in key order, in
-// chunks: no iterator is open while the loop body runs.
+// chunks (see embedded.Entries): no iterator is open while the loop body
+// runs.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
-	prefix = clone(prefix) // the caller may reuse its buffer
 	upper := prefixEnd(prefix)
-	return func(yield func(strata.Entry, error) bool) {
-		from := prefix
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(strata.Entry{}, err)
-				return
-			}
-			chunk, next, err := sn.entriesFrom(from, prefix, upper)
-			if err != nil {
-				yield(strata.Entry{}, err)
-				return
-			}
-			for _, en := range chunk {
-				if !yield(en, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			from = next
-		}
-	}
+	return embedded.Entries(ctx, prefix, func(from, prefix []byte) ([]strata.Entry, []byte, error) {
+		return sn.entriesFrom(from, prefix, upper)
+	})
 }
 
+// entriesFrom copies up to embedded.Chunk live entries >= from under prefix
+// (upper is prefixEnd(prefix)) and returns where to resume (nil when done).
 func (sn *snapshot) entriesFrom(from, prefix, upper []byte) ([]strata.Entry, []byte, error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
@@ -1380,7 +1178,7 @@ func (sn *snapshot) entriesFrom(from, prefix, upper []byte) ([]strata.Entry, []b
 		return nil, nil, strata.ErrClosed
 	}
 	var chunk []strata.Entry
-	next, bad, err := scan(sn.snap, from, prefix, upper, keysChunk, sn.s.clock.Now(), func(k, v []byte, left time.Duration) {
+	next, bad, err := scan(sn.snap, from, prefix, upper, embedded.Chunk, sn.s.clock.Now(), func(k, v []byte, left time.Duration) {
 		chunk = append(chunk, strata.Entry{Key: clone(k), Value: clone(v), TTL: left})
 	})
 	if err != nil {
@@ -1401,8 +1199,6 @@ func (sn *snapshot) Close() error {
 	// close the database while this is in flight.
 	err := sn.snap.Close()
 	sn.snap = nil
-	sn.s.snapMu.Lock()
-	delete(sn.s.snaps, sn)
-	sn.s.snapMu.Unlock()
+	sn.s.life.RemoveSnapshot(sn)
 	return err
 }

@@ -1,7 +1,6 @@
 package pebble_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/pebble"
 )
 
@@ -26,99 +26,22 @@ func openAt(t *testing.T, dir string, o *pebble.Options) *pebble.Store {
 	return s
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestReopen checks that values and absolute expiries survive a close and
 // reopen.
 func TestReopen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
 	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	ctx := t.Context()
-	s, err := pebble.Open(dir, &pebble.Options{Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(ctx, []byte("forever"), []byte("f"), strata.NoExpiry); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(ctx, []byte("hour"), []byte("h"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(30 * time.Minute)
-	s = openAt(t, dir, &pebble.Options{Clock: clock})
-	if v, err := s.Get(ctx, []byte("forever")); err != nil || string(v) != "f" {
-		t.Fatalf("Get(forever) after reopen = %q, %v", v, err)
-	}
-	if ttl, err := s.TTL(ctx, []byte("hour")); err != nil || ttl != 30*time.Minute {
-		t.Fatalf("TTL(hour) after reopen and 30m = %v, %v; want 30m (the expiry is absolute)", ttl, err)
-	}
+	storetest.Reopen(t, clock, func(t *testing.T) storetest.Store {
+		return openAt(t, dir, &pebble.Options{Clock: clock})
+	})
 }
 
 // TestSweep checks that expired keys are deleted, by Sweep and by the
 // background sweep, in chunks, and that live keys stay.
 func TestSweep(t *testing.T) {
-	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	ctx := t.Context()
-	fill := func(s *pebble.Store) {
-		var entries []strata.Entry
-		for i := range 3000 { // three sweep chunks
-			ttl := 10 * time.Second
-			if i%100 == 0 {
-				ttl = strata.NoExpiry
-			}
-			entries = append(entries, strata.Entry{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("v"), TTL: ttl})
-		}
-		if err := s.PutMany(ctx, entries); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Run("Manual", func(t *testing.T) {
-		s := openAt(t, filepath.Join(t.TempDir(), "db"), &pebble.Options{Clock: clock, SweepInterval: -1, NoSync: true})
-		fill(s)
-		if n, err := s.Sweep(ctx); err != nil || n != 0 {
-			t.Fatalf("Sweep before expiry = %d, %v; want 0", n, err)
-		}
-		clock.Advance(10 * time.Second)
-		if n, err := s.Sweep(ctx); err != nil || n != 2970 {
-			t.Fatalf("Sweep after expiry = %d, %v; want 2970", n, err)
-		}
-		if n := pebble.RawKeyCount(s); n != 30 {
-			t.Fatalf("%d keys left, want 30", n)
-		}
-		cancelled, cancel := context.WithCancel(ctx)
-		cancel()
-		if _, err := s.Sweep(cancelled); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Sweep with a cancelled context: %v", err)
-		}
-	})
-	t.Run("Background", func(t *testing.T) {
-		s := openAt(t, filepath.Join(t.TempDir(), "db"), &pebble.Options{Clock: clock, SweepInterval: time.Millisecond, NoSync: true})
-		fill(s)
-		clock.Advance(10 * time.Second)
-		waitFor(t, "the background sweep", func() bool { return pebble.RawKeyCount(s) == 30 })
-		n := 0
-		for _, err := range s.Keys(ctx, nil) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		if n != 30 {
-			t.Fatalf("Keys after the sweep = %d, want 30", n)
-		}
+	storetest.Sweep(t, func(t *testing.T, clock strata.Clock, interval time.Duration) (storetest.Sweeper, func() int) {
+		s := openAt(t, filepath.Join(t.TempDir(), "db"), &pebble.Options{Clock: clock, SweepInterval: interval, NoSync: true})
+		return s, func() int { return pebble.RawKeyCount(s) }
 	})
 }
 
@@ -141,23 +64,14 @@ func TestURL(t *testing.T) {
 	if err := s.Put(ctx, []byte("k"), make([]byte, 11), 0); !errors.Is(err, strata.ErrValueTooLarge) {
 		t.Fatalf("Put over max_value_size: %v", err)
 	}
-	for _, bad := range []string{
-		"pebble://" + filepath.Join(dir, "b") + "?cache=1",
-		"pebble://" + filepath.Join(dir, "b") + "?no_sync=maybe",
-		"pebble://" + filepath.Join(dir, "b") + "?cache_size=-1",
-		"pebble://" + filepath.Join(dir, "b") + "?default_ttl=forever",
+	storetest.URLsRejected(t,
+		"pebble://"+filepath.Join(dir, "b")+"?cache=1",
+		"pebble://"+filepath.Join(dir, "b")+"?no_sync=maybe",
+		"pebble://"+filepath.Join(dir, "b")+"?cache_size=-1",
+		"pebble://"+filepath.Join(dir, "b")+"?default_ttl=forever",
 		"pebble://host/dir",
 		"pebble://",
-	} {
-		s, err := strata.Open(ctx, bad)
-		if err == nil {
-			s.Close()
-			t.Fatalf("Open(%q) succeeded", bad)
-		}
-		if !errors.Is(err, strata.ErrInvalidConfig) {
-			t.Fatalf("Open(%q): %v, want ErrInvalidConfig", bad, err)
-		}
-	}
+	)
 	if _, err := os.Stat(filepath.Join(dir, "b")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a rejected URL created its directory: %v", err)
 	}
@@ -211,7 +125,7 @@ func TestConfigure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "a memtable flush", func() bool { return s.Stats().Gauges["flushes_total"] > 0 })
+	storetest.WaitFor(t, "a memtable flush", func() bool { return s.Stats().Gauges["flushes_total"] > 0 })
 }
 
 // TestStats checks the Pebble gauges.

@@ -1,0 +1,155 @@
+package storetest
+
+import (
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// RandomBytes returns n random bytes.
+func RandomBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return b
+}
+
+// BadOpen is a case of [OpenFails]: Make spoils the path, where Open must
+// then fail.
+type BadOpen struct {
+	Name   string
+	Make   func(t *testing.T, path string)
+	Target error // what the error of Open must match; nil: any error
+}
+
+// OpenFails runs each case in a subtest on a new path, named name in the
+// subtest's temporary directory: open of the spoiled path must fail within
+// 5 seconds with an error matching the case's Target.
+func OpenFails(t *testing.T, name string, open func(path string) (strata.Store, error), cases []BadOpen) {
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			c.Make(t, path)
+			start := time.Now()
+			s, err := open(path)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if c.Target != nil && !errors.Is(err, c.Target) {
+				t.Fatalf("Open: %v, want an error matching %v", err, c.Target)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("Open took %v", took)
+			}
+			t.Logf("Open: %.300v", err)
+		})
+	}
+}
+
+// DamageReported reads the keys CrashKey(0), CrashKey(step), ... below n
+// and then every key from s, whose damaged database (what names the
+// damage: "file", "table") held those keys: every call must return, each
+// error must match strata.ErrCorrupt, and at least one call must report
+// the damage. It returns how many calls failed.
+func DamageReported(t *testing.T, s strata.Store, what string, n, step int) int {
+	t.Helper()
+	ctx := t.Context()
+	errs := 0
+	check := func(op string, err error) {
+		t.Helper()
+		if err == nil || errors.Is(err, strata.ErrNotFound) {
+			return
+		}
+		errs++
+		if !errors.Is(err, strata.ErrCorrupt) {
+			t.Errorf("%s on a damaged %s: %v, want ErrCorrupt", op, what, err)
+		}
+	}
+	for i := 0; i < n; i += step {
+		_, err := s.Get(ctx, CrashKey(i))
+		check("Get", err)
+	}
+	for _, err := range s.Keys(ctx, nil) {
+		if err != nil {
+			check("Keys", err)
+			break
+		}
+	}
+	if errs == 0 {
+		t.Fatalf("no call on the damaged %s reported the damage", what)
+	}
+	return errs
+}
+
+// MalformedValues checks a store that holds "a" with a good value, "b"
+// with a value too short for a strata header and "c" with an unknown header
+// version: every read of b or c reports strata.ErrCorrupt in one
+// *strata.OpError, and writing over or deleting a damaged value repairs it.
+func MalformedValues(t *testing.T, s Store) {
+	ctx := t.Context()
+	for _, k := range []string{"b", "c"} {
+		key := []byte(k)
+		_, err := s.Get(ctx, key)
+		wantCorrupt(t, "Get", err)
+		_, err = s.TTL(ctx, key)
+		wantCorrupt(t, "TTL", err)
+		_, err = s.GetMany(ctx, [][]byte{[]byte("a"), key})
+		wantCorrupt(t, "GetMany", err)
+		_, err = s.GetAndDelete(ctx, key)
+		wantCorrupt(t, "GetAndDelete", err)
+		_, err = s.CompareAndSwap(ctx, key, nil, []byte("v"), 0)
+		wantCorrupt(t, "CompareAndSwap", err)
+		_, err = s.PutIfAbsent(ctx, key, []byte("v"), 0)
+		wantCorrupt(t, "PutIfAbsent", err)
+	}
+	var last error
+	for _, err := range s.Keys(ctx, nil) {
+		last = err
+	}
+	wantCorrupt(t, "Keys", last)
+	sn, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last = nil
+	for _, err := range sn.Entries(ctx, nil) {
+		last = err
+	}
+	sn.Close()
+	wantCorrupt(t, "Entries", last)
+	// Writing over or deleting a damaged value repairs it.
+	if err := s.Put(ctx, []byte("b"), []byte("fixed"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k, err := range s.Keys(ctx, nil) {
+		if err != nil {
+			t.Fatalf("Keys after the repair: %v", err)
+		}
+		keys = append(keys, string(k))
+	}
+	if strings.Join(keys, ",") != "a,b" {
+		t.Fatalf("Keys after the repair = %q", keys)
+	}
+}
+
+func wantCorrupt(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, strata.ErrCorrupt) {
+		t.Errorf("%s of a malformed value: %v, want ErrCorrupt", what, err)
+	}
+	var oe *strata.OpError
+	if err != nil && !errors.As(err, &oe) {
+		t.Errorf("%s: %v is not wrapped in a *strata.OpError", what, err)
+	}
+}

@@ -1,0 +1,188 @@
+package storetest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/strata-kv/strata"
+)
+
+// Process runs the test binary again as a child process that writes to or
+// holds a store, for the tests of crash safety and of locking between
+// processes. The store's TestMain calls [Process.Child] first:
+//
+//	func TestMain(m *testing.M) {
+//		if code, ok := proc.Child(); ok {
+//			os.Exit(code)
+//		}
+//		goleak.VerifyTestMain(m)
+//	}
+type Process struct {
+	// Env prefixes the names of the environment variables that tell the
+	// child its mode (Env+"_CHILD"), the store's path (Env+"_PATH") and its
+	// first key (Env+"_START").
+	Env string
+
+	// Open opens the store at path in the child.
+	Open func(path string) (strata.Store, error)
+}
+
+// childLimit bounds how many keys a child writes, even if its parent is
+// gone.
+const childLimit = 100000
+
+// CrashKey is the key of the i-th write of a crash test's child.
+func CrashKey(i int) []byte { return fmt.Appendf(nil, "k%08d", i) }
+
+// CrashValue is the value of the i-th write of a crash test's child.
+func CrashValue(i int) []byte {
+	return fmt.Appendf(nil, "value-%d-%s", i, strings.Repeat("x", i%200))
+}
+
+// Child runs the child's side if this process is a child, and returns its
+// exit code and true; in the parent it returns false at once.
+//
+// Mode "write" puts synced keys (CrashKey, CrashValue) from the start index
+// on and prints each index once its Put returned; "hold" opens the store,
+// prints "ready" and keeps it open until its stdin closes.
+func (p Process) Child() (code int, ok bool) {
+	mode := os.Getenv(p.Env + "_CHILD")
+	if mode == "" {
+		return 0, false
+	}
+	return p.runChild(mode), true
+}
+
+func (p Process) runChild(mode string) int {
+	s, err := p.Open(os.Getenv(p.Env + "_PATH"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		return 2
+	}
+	defer s.Close()
+	ctx := context.Background()
+	switch mode {
+	case "write":
+		start, _ := strconv.Atoi(os.Getenv(p.Env + "_START"))
+		for i := start; i < start+childLimit; i++ {
+			if err := s.Put(ctx, CrashKey(i), CrashValue(i), strata.NoExpiry); err != nil {
+				fmt.Fprintln(os.Stderr, "child put:", err)
+				return 2
+			}
+			// An acknowledgement the parent cannot read (it is gone)
+			// ends the child.
+			if _, err := fmt.Fprintln(os.Stdout, i); err != nil {
+				return 3
+			}
+		}
+	case "hold":
+		fmt.Fprintln(os.Stdout, "ready")
+		io.Copy(io.Discard, os.Stdin)
+	default:
+		return 4
+	}
+	return 0
+}
+
+// start starts the test binary as a child in mode on path. The child is
+// killed and waited for when t ends.
+func (p Process) start(t *testing.T, mode, path string, start int) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), p.Env+"_CHILD="+mode, p.Env+"_PATH="+path, p.Env+"_START="+strconv.Itoa(start))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, bufio.NewScanner(stdout), stdin
+}
+
+// Hold starts a child that opens the store at path and keeps it open, and
+// returns once the child has it open. Calling release (or the end of t)
+// lets the child close it and exit.
+func (p Process) Hold(t *testing.T, path string) (release func()) {
+	t.Helper()
+	_, out, stdin := p.start(t, "hold", path, 0)
+	if !out.Scan() || out.Text() != "ready" {
+		t.Fatalf("child did not get ready: %q, %v", out.Text(), out.Err())
+	}
+	return func() { stdin.Close() }
+}
+
+// CrashSafety kills a writing child with SIGKILL at a random point, six
+// times over the same store at path, and after each kill calls check with
+// every write the child acknowledged so far (the index i of CrashKey(i)).
+// check looks at the database, then reopens the store and calls
+// [CheckAcked].
+func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T, acked map[int]bool)) {
+	acked := map[int]bool{}
+	next := 0
+	const rounds = 6
+	for round := range rounds {
+		cmd, out, _ := p.start(t, "write", path, next)
+		killAt := 1 + rand.IntN(300)
+		n := 0
+		for out.Scan() {
+			i, err := strconv.Atoi(out.Text())
+			if err != nil {
+				t.Fatalf("round %d: child wrote %q", round, out.Text())
+			}
+			acked[i] = true
+			next = max(next, i+1)
+			if n++; n == killAt {
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != -1 {
+			t.Fatalf("round %d: child ended with %v after %d acknowledgements, want death by SIGKILL", round, err, n)
+		}
+		check(t, acked)
+		t.Logf("round %d: killed after %d acknowledgements (%d in all)", round, n, len(acked))
+	}
+}
+
+// CheckAcked checks that s holds every write a crash test's child
+// acknowledged.
+func CheckAcked(t *testing.T, s strata.Store, acked map[int]bool) {
+	t.Helper()
+	ctx := t.Context()
+	lost := 0
+	for i := range acked {
+		v, err := s.Get(ctx, CrashKey(i))
+		if err != nil || string(v) != string(CrashValue(i)) {
+			lost++
+			if lost < 5 {
+				t.Errorf("acknowledged key %d: %q, %v", i, v, err)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost", lost, len(acked))
+	}
+}

@@ -1,0 +1,254 @@
+// Package storetest holds the tests and benchmarks that the store packages
+// (stores/bolt, stores/pebble, stores/memory) share beyond the conformance
+// suite: checks that need a store's concrete extras (an on-demand sweep, a
+// reopen of the same files, a raw view of its database), the child-process
+// harness of the crash and locking tests ([Process]), the checks on damaged
+// files, and the benchmarks that compare a store with its raw database
+// ([Bench]).
+//
+// Every helper takes the store, or a function that opens one, from the
+// store's own test file, which keeps what is specific to its backend: how
+// to damage its files, how to check them after a crash, how to drive its
+// raw database.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
+)
+
+// Store is a store with the capabilities the shared tests use: batches,
+// atomic operations, TTLs and snapshots.
+type Store interface {
+	strata.Store
+	strata.Batcher
+	strata.Atomic
+	strata.Expirer
+	strata.Snapshotter
+}
+
+// Sweeper is a Store with an on-demand sweep of expired keys, as the
+// embedded stores have.
+type Sweeper interface {
+	Store
+	// Sweep removes every expired key now and returns how many.
+	Sweep(ctx context.Context) (int, error)
+}
+
+// WaitFor polls cond until it holds, failing t after 10 seconds.
+func WaitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// RunPrefixed runs the conformance suite on strata.WithPrefix over the
+// stores open makes, with a prefix that holds a 0xff byte.
+func RunPrefixed(t *testing.T, open func(testing.TB, conformance.Options) strata.Store) {
+	const prefix = "ns\xff:"
+	conformance.RunStore(t, conformance.Harness{
+		Open: func(tb testing.TB, o conformance.Options) strata.Store {
+			inner := open(tb, o)
+			tb.Cleanup(func() { inner.Close() })
+			return strata.WithPrefix(inner, []byte(prefix))
+		},
+		Capabilities: conformance.AllCapabilities,
+		FakeClock:    true,
+		MaxKeyLen:    strata.MaxKeyLen - len(prefix),
+	})
+}
+
+// Reopen checks that values and absolute expiries survive a close and
+// reopen. open opens the same store each time, on clock, and closes it when
+// t ends; Reopen closes the first one itself, advances clock by 30 minutes
+// and returns the reopened store.
+func Reopen(t *testing.T, clock *conformance.Clock, open func(t *testing.T) Store) Store {
+	t.Helper()
+	ctx := t.Context()
+	s := open(t)
+	if err := s.Put(ctx, []byte("forever"), []byte("f"), strata.NoExpiry); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, []byte("hour"), []byte("h"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Minute)
+	s = open(t)
+	if v, err := s.Get(ctx, []byte("forever")); err != nil || string(v) != "f" {
+		t.Fatalf("Get(forever) after reopen = %q, %v", v, err)
+	}
+	if ttl, err := s.TTL(ctx, []byte("hour")); err != nil || ttl != 30*time.Minute {
+		t.Fatalf("TTL(hour) after reopen and 30m = %v, %v; want 30m (the expiry is absolute)", ttl, err)
+	}
+	return s
+}
+
+// Sweep checks that expired keys are removed from the database, by Sweep
+// and by the background sweep, in chunks, and that live keys stay. open
+// returns a store on clock with the given sweep interval (negative: none),
+// closed when t ends, and a count of the keys its database holds, expired
+// ones included.
+func Sweep(t *testing.T, open func(t *testing.T, clock strata.Clock, interval time.Duration) (Sweeper, func() int)) {
+	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	ctx := t.Context()
+	fill := func(s Sweeper) {
+		var entries []strata.Entry
+		for i := range 3000 { // three sweep chunks
+			ttl := 10 * time.Second
+			if i%100 == 0 {
+				ttl = strata.NoExpiry
+			}
+			entries = append(entries, strata.Entry{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("v"), TTL: ttl})
+		}
+		if err := s.PutMany(ctx, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("Manual", func(t *testing.T) {
+		s, rawKeys := open(t, clock, -1)
+		fill(s)
+		if n, err := s.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("Sweep before expiry = %d, %v; want 0", n, err)
+		}
+		clock.Advance(10 * time.Second)
+		if n, err := s.Sweep(ctx); err != nil || n != 2970 {
+			t.Fatalf("Sweep after expiry = %d, %v; want 2970", n, err)
+		}
+		if n := rawKeys(); n != 30 {
+			t.Fatalf("%d keys left in the database, want 30", n)
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.Sweep(cancelled); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Sweep with a cancelled context: %v", err)
+		}
+	})
+	t.Run("Background", func(t *testing.T) {
+		s, rawKeys := open(t, clock, time.Millisecond)
+		fill(s)
+		clock.Advance(10 * time.Second)
+		WaitFor(t, "the background sweep", func() bool { return rawKeys() == 30 })
+		n := 0
+		for _, err := range s.Keys(ctx, nil) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 30 {
+			t.Fatalf("Keys after the sweep = %d, want 30", n)
+		}
+	})
+}
+
+// URLsRejected checks that strata.Open refuses each of urls with an error
+// matching strata.ErrInvalidConfig.
+func URLsRejected(t *testing.T, urls ...string) {
+	t.Helper()
+	for _, bad := range urls {
+		s, err := strata.Open(t.Context(), bad)
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open(%q) succeeded", bad)
+		}
+		if !errors.Is(err, strata.ErrInvalidConfig) {
+			t.Fatalf("Open(%q): %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}
+
+// KeysOwnership checks that Keys and Entries copy the prefix they are given
+// when called (a caller may reuse its buffer, before the loop or in its
+// body, and later chunks must still use the prefix it passed), and that the
+// keys they yield are the caller's: appending to one never writes into
+// another. s must be empty.
+func KeysOwnership(t *testing.T, s Store) {
+	ctx := t.Context()
+	const n = 300 // more than the first chunk of Keys
+	var entries []strata.Entry
+	for i := range n {
+		for _, p := range []string{"a", "b"} {
+			k := fmt.Appendf(nil, "%s%03d", p, i)
+			entries = append(entries, strata.Entry{Key: k, Value: k})
+		}
+	}
+	if err := s.PutMany(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+
+	prefix := []byte("a")
+	keys := s.Keys(ctx, prefix)
+	prefix[0] = 'b' // after Keys returned, before the loop
+	var got [][]byte
+	for k, err := range keys {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, k)
+	}
+	if len(got) != n || got[0][0] != 'a' {
+		t.Fatalf("Keys(a) with the prefix changed before the loop: %d keys, first %q; want %d under a", len(got), got[0], n)
+	}
+	// Append to every key: none may change another.
+	for i := range got {
+		got[i] = append(got[i], '!')
+	}
+	for i, k := range got {
+		if want := fmt.Sprintf("a%03d!", i); string(k) != want {
+			t.Fatalf("key %d after appending to each = %q, want %q", i, k, want)
+		}
+	}
+
+	prefix = []byte("a")
+	count := 0
+	for k, err := range s.Keys(ctx, prefix) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix[0] = 'b' // in the loop body
+		if k[0] != 'a' {
+			t.Fatalf("Keys(a) yielded %q", k)
+		}
+		count++
+	}
+	if count != n {
+		t.Fatalf("Keys(a) with the prefix changed in the loop body: %d keys, want %d", count, n)
+	}
+
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	prefix = []byte("a")
+	seq := snap.Entries(ctx, prefix)
+	prefix[0] = 'b'
+	count = 0
+	for e, err := range seq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Key[0] != 'a' || !bytes.Equal(e.Key, e.Value) {
+			t.Fatalf("Entries(a) with the prefix changed before the loop yielded %q=%q", e.Key, e.Value)
+		}
+		count++
+	}
+	if count != n {
+		t.Fatalf("Entries(a) with the prefix changed before the loop: %d entries, want %d", count, n)
+	}
+}
