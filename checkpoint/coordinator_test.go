@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
+	"github.com/strata-kv/strata/internal/wait"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -290,18 +291,6 @@ func TestMinInterval(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or 30s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestStartShutdown(t *testing.T) {
 	ctx := context.Background()
 	s := newMem(t, nil)
@@ -313,7 +302,7 @@ func TestStartShutdown(t *testing.T) {
 	if err := c.Start(ctx); err == nil {
 		t.Fatal("Start twice succeeded")
 	}
-	waitFor(t, "two periodic checkpoints", func() bool { return c.Stats().Created >= 2 })
+	wait.For(t, 30*time.Second, "two periodic checkpoints", func() bool { return c.Stats().Created >= 2 })
 	if err := c.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +337,7 @@ func TestStartContext(t *testing.T) {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a periodic checkpoint", func() bool { return c.Stats().Created >= 1 })
+	wait.For(t, 30*time.Second, "a periodic checkpoint", func() bool { return c.Stats().Created >= 1 })
 	cancel()
 	if err := c.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

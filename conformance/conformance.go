@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/wait"
 )
 
 // Capabilities is a set of optional interfaces a store implements.
@@ -239,13 +240,7 @@ func (e *env) waitFor(cond func() bool, timeout time.Duration, what string) {
 
 func waitFor(t testing.TB, cond func() bool, timeout time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, timeout, what, cond)
 }
 
 func (e *env) put(key, value string, ttl time.Duration) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/locks"
 	"github.com/strata-kv/strata/stores/memory"
 )
@@ -201,18 +202,6 @@ func newScripted(b *scripted, ttl time.Duration, o *locks.Options) *locks.Manage
 	return locks.NewLease(locks.LeaseConfig{Name: "n", Token: 7, TTL: ttl, Backend: "test", Lock: b, Options: o})
 }
 
-// eventually polls cond for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func waitDone(t *testing.T, l locks.Lease) {
 	t.Helper()
 	select {
@@ -231,7 +220,7 @@ func TestLeaseLose(t *testing.T) {
 	if err := l.Err(); !errors.Is(err, locks.ErrLost) || !errors.Is(err, cause) {
 		t.Fatalf("Err() = %v, want ErrLost wrapping the cause", err)
 	}
-	eventually(t, "Abandon", func() bool { _, _, a := b.counts(); return a == 1 })
+	wait.For(t, 10*time.Second, "Abandon", func() bool { _, _, a := b.counts(); return a == 1 })
 	l.Lose(cause) // twice: no effect
 	if err := l.Release(context.Background()); !errors.Is(err, locks.ErrLost) {
 		t.Fatalf("Release after loss = %v", err)
@@ -248,7 +237,7 @@ func TestLeaseRenewalRetries(t *testing.T) {
 	// Two transient failures, then success: the lease survives.
 	b := &scripted{renewErrs: []error{errDown, errDown}}
 	l := newScripted(b, 300*time.Millisecond, nil)
-	eventually(t, "4 renewals", func() bool { r, _, _ := b.counts(); return r >= 4 })
+	wait.For(t, 10*time.Second, "4 renewals", func() bool { r, _, _ := b.counts(); return r >= 4 })
 	select {
 	case <-l.Done():
 		t.Fatalf("lease lost after transient failures: %v", l.Err())
@@ -277,7 +266,7 @@ func TestLeaseRenewalFailsPastTTL(t *testing.T) {
 	if err := l.Err(); !errors.Is(err, locks.ErrLost) || !errors.Is(err, errDown) {
 		t.Fatalf("Err() = %v, want ErrLost with the last renewal error", err)
 	}
-	eventually(t, "Abandon", func() bool { _, _, a := b.counts(); return a == 1 })
+	wait.For(t, 10*time.Second, "Abandon", func() bool { _, _, a := b.counts(); return a == 1 })
 }
 
 func TestLeaseRenewalLost(t *testing.T) {
@@ -374,7 +363,7 @@ func TestLeaseExpiresDuringRelease(t *testing.T) {
 	l := newScripted(b, 200*time.Millisecond, &locks.Options{DisableRenewal: true})
 	first := make(chan error, 1)
 	go func() { first <- l.Release(ctx) }()
-	eventually(t, "Release to reach the backend", func() bool { _, r, _ := b.counts(); return r == 1 })
+	wait.For(t, 10*time.Second, "Release to reach the backend", func() bool { _, r, _ := b.counts(); return r == 1 })
 	waitDone(t, l)
 	if err := l.Err(); !errors.Is(err, locks.ErrLost) {
 		t.Fatalf("Err() = %v, want ErrLost", err)

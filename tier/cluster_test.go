@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/tier"
 )
 
@@ -50,7 +51,7 @@ func waitTracked(t *testing.T, f *redisFixture, c *testserver.RedisCluster) {
 		want = append(want, m.Addr)
 	}
 	slices.Sort(want)
-	waitFor(t, 30*time.Second, "tracking on the masters "+strings.Join(want, " "), func() bool {
+	wait.For(t, 30*time.Second, "tracking on the masters "+strings.Join(want, " "), func() bool {
 		ok, got, _ := f.tier.Tracking()
 		return ok && slices.Equal(got, want)
 	})
@@ -92,7 +93,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 		f := f.on(t)
 		victim := c.Masters(t)[0]
 		victim.Kill()
-		waitFor(t, 5*time.Second, "the tier to bypass L1 once a master died", func() bool { return f.tier.TierStats().Bypassing })
+		wait.For(t, 5*time.Second, "the tier to bypass L1 once a master died", func() bool { return f.tier.TierStats().Bypassing })
 		c.WaitFailover(t, victim)
 		waitTracked(t, f, c)
 		// go-redis learns the new slot map after its first errors.
@@ -102,7 +103,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 				t.Logf("last error: %v", last)
 			}
 		}()
-		waitFor(t, 30*time.Second, "the L2 client to reach every key", func() bool {
+		wait.For(t, 30*time.Second, "the L2 client to reach every key", func() bool {
 			for i := range 16 {
 				key := []byte(fmt.Sprintf("k%02d", i))
 				if _, last = f.tier.Get(f.ctx, key); last != nil {

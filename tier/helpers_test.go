@@ -245,15 +245,3 @@ func (f *fixture) wantL2(key, value string, absent bool) {
 		f.t.Fatalf("Get(%q) made %d L2 reads; want 1 (an L1 miss)", key, n)
 	}
 }
-
-// waitFor polls cond until it holds or fails the test after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
 )
@@ -154,7 +155,7 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := standalone(r)(t)
-	waitFor(t, 10*time.Second, "an L1 hit", func() bool {
+	wait.For(t, 10*time.Second, "an L1 hit", func() bool {
 		before := tr.TierStats().L1Hits
 		tr.Get(ctx, []byte("k"))
 		tr.WaitL1()
@@ -163,7 +164,7 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 	if err := other.Set(ctx, "app:jobs:k", "new", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the other client's write to show", func() bool {
+	wait.For(t, 10*time.Second, "the other client's write to show", func() bool {
 		v, err := tr.Get(ctx, []byte("k"))
 		return err == nil && string(v) == "new"
 	})
@@ -197,7 +198,7 @@ func (f *redisFixture) on(t *testing.T) *redisFixture {
 // cache reads key through the tier until it is an L1 hit.
 func (f *redisFixture) cache(key, want string) {
 	f.t.Helper()
-	waitFor(f.t, 10*time.Second, "key "+key+" to be in L1", func() bool {
+	wait.For(f.t, 10*time.Second, "key "+key+" to be in L1", func() bool {
 		before := f.tier.TierStats().L1Hits
 		v, err := f.tier.Get(f.ctx, []byte(key))
 		if err != nil || string(v) != want {
@@ -218,7 +219,7 @@ func (f *redisFixture) set(key, value string) {
 // eventually waits until Get(key) through the tier returns want.
 func (f *redisFixture) eventually(key, want string) {
 	f.t.Helper()
-	waitFor(f.t, 10*time.Second, fmt.Sprintf("Get(%q) to return %q", key, want), func() bool {
+	wait.For(f.t, 10*time.Second, fmt.Sprintf("Get(%q) to return %q", key, want), func() bool {
 		v, err := f.tier.Get(f.ctx, []byte(key))
 		if want == "" {
 			return errors.Is(err, strata.ErrNotFound)
@@ -268,7 +269,7 @@ func TestRedisInvalidation(t *testing.T) {
 func trackingClientID(t *testing.T, c *goredis.Client) string {
 	t.Helper()
 	var id string
-	waitFor(t, 10*time.Second, "the tracking connection in CLIENT LIST", func() bool {
+	wait.For(t, 10*time.Second, "the tracking connection in CLIENT LIST", func() bool {
 		list, err := c.ClientList(t.Context()).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -302,13 +303,13 @@ func TestRedisTrackingLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The kill is seen at once (the socket closes): no L1 from now.
-		waitFor(t, 5*time.Second, "the tier to bypass L1", func() bool { return f.tier.TierStats().Bypassing })
+		wait.For(t, 5*time.Second, "the tier to bypass L1", func() bool { return f.tier.TierStats().Bypassing })
 		reads := f.tier.TierStats().L2Reads
 		f.want("k", "v1")
 		if f.tier.TierStats().L2Reads == reads {
 			t.Fatal("a read while bypassing was served from L1")
 		}
-		waitFor(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
 		s := f.tier.TierStats()
 		if s.TrackingLosses == 0 || s.BypassTime <= 0 || s.TrackingConnects < 2 {
 			t.Fatalf("after a lost connection: %+v", s)
@@ -325,7 +326,7 @@ func TestRedisTrackingLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		paused := time.Now()
-		waitFor(t, 5*time.Second, "the heartbeat to notice the silent server", func() bool { return f.tier.TierStats().Bypassing })
+		wait.For(t, 5*time.Second, "the heartbeat to notice the silent server", func() bool { return f.tier.TierStats().Bypassing })
 		noticed := time.Since(paused)
 		if err := r.Resume(); err != nil {
 			t.Fatal(err)
@@ -334,7 +335,7 @@ func TestRedisTrackingLost(t *testing.T) {
 		if noticed > 2*fastHeartbeat+time.Second {
 			t.Fatalf("a silent server was noticed after %v; want about 2x the heartbeat %v", noticed, fastHeartbeat)
 		}
-		waitFor(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
 		f.set("k", "v2")
 		f.eventually("k", "v2")
 	})

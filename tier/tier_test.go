@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/tier"
 )
@@ -232,7 +233,7 @@ func TestSingleflight(t *testing.T) {
 		}()
 	}
 	<-reached
-	waitFor(t, 10*time.Second, "all misses to join the first read", func() bool {
+	wait.For(t, 10*time.Second, "all misses to join the first read", func() bool {
 		return f.tier.TierStats().SharedReads == n-1
 	})
 	close(release)
@@ -465,7 +466,7 @@ func TestCloseWhileBusy(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, 10*time.Second, "the workers to start", func() bool { return started.Load() > 200 })
+		wait.For(t, 10*time.Second, "the workers to start", func() bool { return started.Load() > 200 })
 		noErr(t, tr.Close())
 		wg.Wait()
 	}

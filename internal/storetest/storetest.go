@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/internal/wait"
 )
 
 // Store is a store with the capabilities the shared tests use: batches,
@@ -45,13 +46,7 @@ type Sweeper interface {
 // WaitFor polls cond until it holds, failing t after 10 seconds.
 func WaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, what, cond)
 }
 
 // RunPrefixed runs the conformance suite on strata.WithPrefix over the

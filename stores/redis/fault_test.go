@@ -16,20 +16,9 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/stores/redis"
 )
-
-// waitFor polls cond until it holds, failing tb after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // outcome is one operation of a traffic generator.
 type outcome struct {
@@ -111,12 +100,12 @@ func TestKillAndRestart(t *testing.T) {
 	// their backoffs, with slack for a loaded machine.
 	const budget = 3*time.Second + 2*time.Second
 	tr := runTraffic(s, 4, 20)
-	waitFor(t, 10*time.Second, "traffic to flow", func() bool {
+	wait.For(t, 10*time.Second, "traffic to flow", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil }) > 200
 	})
 	r.Kill()
 	killed := time.Now()
-	waitFor(t, 20*time.Second, "operations to fail after the kill", func() bool {
+	wait.For(t, 20*time.Second, "operations to fail after the kill", func() bool {
 		return tr.count(func(o outcome) bool { return o.err != nil && o.start.After(killed) }) >= 20
 	})
 	// Fresh operations report the server unavailable, quickly.
@@ -132,7 +121,7 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	r.Restart(t)
 	restarted := time.Now()
-	waitFor(t, 20*time.Second, "operations to succeed after the restart", func() bool {
+	wait.For(t, 20*time.Second, "operations to succeed after the restart", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil && o.start.After(restarted) }) >= 20
 	})
 	outcomes := tr.halt()
@@ -278,7 +267,7 @@ func clusterConfig(c *testserver.RedisCluster) redis.Config {
 func waitReplicated(tb testing.TB, master *testserver.Redis) {
 	tb.Helper()
 	c := master.Client(tb)
-	waitFor(tb, 10*time.Second, "replication to catch up", func() bool {
+	wait.For(tb, 10*time.Second, "replication to catch up", func() bool {
 		info := c.Info(tb.Context(), "replication").Val()
 		var offset string
 		var replicas []string
@@ -316,7 +305,7 @@ func TestClusterFailover(t *testing.T) {
 	waitReplicated(t, victim)
 
 	tr := runTraffic(s, 4, 50)
-	waitFor(t, 10*time.Second, "traffic to flow", func() bool {
+	wait.For(t, 10*time.Second, "traffic to flow", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil }) > 200
 	})
 	victim.Kill()
@@ -324,11 +313,11 @@ func TestClusterFailover(t *testing.T) {
 	c.WaitFailover(t, victim)
 	t.Logf("failover took %v", time.Since(killed))
 	// The store recovers: writes to the victim's slots work again.
-	waitFor(t, 30*time.Second, "writes to the failed master's slots", func() bool {
+	wait.For(t, 30*time.Second, "writes to the failed master's slots", func() bool {
 		return s.Put(ctx, []byte("seed0"), []byte("after"), 0) == nil
 	})
 	recovered := time.Now()
-	waitFor(t, 10*time.Second, "traffic to succeed after the failover", func() bool {
+	wait.For(t, 10*time.Second, "traffic to succeed after the failover", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil && o.start.After(recovered) }) >= 50
 	})
 	outcomes := tr.halt()
@@ -390,7 +379,7 @@ func TestClusterResharding(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 10*time.Second, "traffic to flow", func() bool {
+	wait.For(t, 10*time.Second, "traffic to flow", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil }) > 500
 	})
 	masters := c.Masters(t)
@@ -399,7 +388,7 @@ func TestClusterResharding(t *testing.T) {
 	c.Reshard(t, masters[2], masters[0], 2000)
 	done := time.Now()
 	t.Logf("resharding took %v", done.Sub(start))
-	waitFor(t, 10*time.Second, "traffic after the resharding", func() bool {
+	wait.For(t, 10*time.Second, "traffic after the resharding", func() bool {
 		return tr.count(func(o outcome) bool { return o.err == nil && o.start.After(done) }) > 200
 	})
 	close(stopReader)
