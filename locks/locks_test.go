@@ -556,11 +556,7 @@ func TestInstrument(t *testing.T) {
 	if err := a.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Released != 1 || l.Stats().Held != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats after Release = %+v", l.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 5*time.Second, "Stats to count the release", func() bool {
+		return l.Stats().Released == 1 && l.Stats().Held == 0
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-kv/strata/internal/wait"
 )
 
 // The README's main job on a fresh machine: the demo runs on an embedded
@@ -66,29 +68,23 @@ func TestDemoServesMetrics(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(t.Context()) }()
 	addr := regexp.MustCompile(`metrics on (http://\S+)`)
-	deadline := time.Now().Add(10 * time.Second)
 	var url string
-	for url == "" {
-		if m := addr.FindStringSubmatch(out.String()); m != nil {
+	wait.For(t, 10*time.Second, "the metrics address", func() bool {
+		m := addr.FindStringSubmatch(out.String())
+		if m != nil {
 			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no metrics address printed:\n%s", out.String())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	var body string
-	for !strings.Contains(body, `strata_store_writes_total{store="demo"}`) {
+		return m != nil
+	})
+	wait.For(t, 10*time.Second, "the demo's writes in /metrics", func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics never showed the demo's writes (%v):\n%s", err, body)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(b), `strata_store_writes_total{store="demo"}`)
+	})
 	if err := <-done; err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
@@ -83,19 +84,16 @@ func TestMigrateInterruptAndResume(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		size, err := c.DBSize(t.Context()).Result()
-		if err == nil && size >= 10_000 {
-			break
-		}
-		if time.Now().After(deadline) {
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil { // the test failed before waiting for it
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatalf("the migration did not write 10000 keys within 30s:\n%s", out.String())
 		}
-		time.Sleep(time.Millisecond)
-	}
+	})
+	wait.For(t, 30*time.Second, "the migration to write 10000 keys", func() bool {
+		size, err := c.DBSize(t.Context()).Result()
+		return err == nil && size >= 10_000
+	})
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("the interrupted migration exited 0:\n%s", out.String())
