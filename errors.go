@@ -28,6 +28,13 @@ var (
 	ErrIndeterminate = errors.New("strata: outcome unknown")
 	// ErrCorrupt: stored or checkpointed data failed validation.
 	ErrCorrupt = errors.New("strata: corrupt data")
+	// ErrConflict: a condition of a commit did not hold; nothing was
+	// written (see ConflictError).
+	ErrConflict = errors.New("strata: condition failed")
+	// ErrFenced: a commit's fence holds a newer token than the committer's:
+	// another writer has taken over. The ConflictError of a fence matches
+	// both ErrFenced and ErrConflict.
+	ErrFenced = errors.New("strata: fenced by a newer token")
 )
 
 // maxErrorKey bounds how much of a key an error message shows.
@@ -77,10 +84,14 @@ func QuoteKey(key []byte) string {
 }
 
 // NewOpError wraps err in an *OpError unless err is nil, is already an
-// *OpError, or is one that callers match as is: ErrNotFound, ErrClosed and
-// context errors stay unwrapped, so a miss costs no allocation.
+// *OpError, or is one that callers match as is: ErrNotFound, ErrClosed,
+// a *ConflictError and context errors stay unwrapped, so a miss costs no
+// allocation.
 func NewOpError(op, backend string, key []byte, err error) error {
 	if err == nil || err == ErrNotFound || err == ErrClosed || isContextErr(err) {
+		return err
+	}
+	if _, ok := err.(*ConflictError); ok {
 		return err
 	}
 	var oe *OpError

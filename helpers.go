@@ -125,6 +125,33 @@ func GetWithTTL(ctx context.Context, s Store, key []byte) ([]byte, time.Duration
 	return e.GetWithTTL(ctx, key)
 }
 
+// GetManyWithTTL returns the value and remaining TTL of each key, in order
+// (see [BatchExpirer]). It uses the store's BatchExpirer when it has one,
+// calls GetWithTTL once per key on an [Expirer], and fails with
+// ErrUnsupported otherwise.
+func GetManyWithTTL(ctx context.Context, s Store, keys [][]byte) ([]Entry, error) {
+	if b, ok := s.(BatchExpirer); ok {
+		return b.GetManyWithTTL(ctx, keys)
+	}
+	e, ok := s.(Expirer)
+	if !ok {
+		return nil, unsupported("get_many_with_ttl", nil)
+	}
+	out := make([]Entry, len(keys))
+	for i, k := range keys {
+		v, ttl, err := e.GetWithTTL(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out[i] = Entry{Key: k}
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = Entry{Key: k, Value: v, TTL: ttl}
+		}
+	}
+	return out, nil
+}
+
 // pingKey is read by [Ping] on stores without a Pinger.
 var pingKey = []byte("\x00strata:ping")
 

@@ -2,6 +2,7 @@ package strata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"sync/atomic"
@@ -51,6 +52,8 @@ var (
 	_ Snapshotter   = (*prefixStore)(nil)
 	_ Pinger        = (*prefixStore)(nil)
 	_ StatsReporter = (*prefixStore)(nil)
+	_ Committer     = (*prefixStore)(nil)
+	_ BatchExpirer  = (*prefixStore)(nil)
 )
 
 func (p *prefixStore) Unwrap() Store  { return p.s }
@@ -186,6 +189,34 @@ func (p *prefixStore) CompareAndSwap(ctx context.Context, key, old, new []byte, 
 	return CompareAndSwap(ctx, p.s, k, old, new, ttl)
 }
 
+// Commit forwards b with every key under the prefix. A *ConflictError
+// names the caller's condition, without the prefix.
+func (p *prefixStore) Commit(ctx context.Context, b *WriteBatch) error {
+	pb := &WriteBatch{ID: b.ID, Writes: make([]Write, len(b.Writes)), Conditions: make([]Condition, len(b.Conditions))}
+	for i, w := range b.Writes {
+		k, err := p.key("commit", w.Key)
+		if err != nil {
+			return err
+		}
+		w.Key = k
+		pb.Writes[i] = w
+	}
+	for i, c := range b.Conditions {
+		k, err := p.key("commit", c.Key)
+		if err != nil {
+			return err
+		}
+		c.Key = k
+		pb.Conditions[i] = c
+	}
+	err := Commit(ctx, p.s, pb)
+	var ce *ConflictError
+	if errors.As(err, &ce) && ce.Index >= 0 && ce.Index < len(b.Conditions) {
+		return conflict(b, ce.Index, ce.Token)
+	}
+	return err
+}
+
 func (p *prefixStore) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	k, err := p.key("ttl", key)
 	if err != nil {
@@ -200,6 +231,21 @@ func (p *prefixStore) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.
 		return nil, 0, err
 	}
 	return GetWithTTL(ctx, p.s, k)
+}
+
+func (p *prefixStore) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]Entry, error) {
+	ks, err := p.keys("get_many_with_ttl", keys)
+	if err != nil {
+		return nil, err
+	}
+	es, err := GetManyWithTTL(ctx, p.s, ks)
+	if err != nil {
+		return nil, err
+	}
+	for i := range es {
+		es[i].Key = keys[i]
+	}
+	return es, nil
 }
 
 func (p *prefixStore) Snapshot(ctx context.Context) (Snapshot, error) {

@@ -106,6 +106,17 @@ type Expirer interface {
 	GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duration, error)
 }
 
+// BatchExpirer is implemented by stores that read the values and remaining
+// TTLs of many keys in one round trip or one transaction: a cache in front
+// of the store fills itself from the misses of a GetMany through it. Use the
+// helper [GetManyWithTTL], which falls back to GetWithTTL per key.
+type BatchExpirer interface {
+	// GetManyWithTTL returns one entry per key, in order: Key is keys[i];
+	// Value is nil exactly when the key is absent or expired, and otherwise
+	// TTL is the time it has left (NoExpiry for none).
+	GetManyWithTTL(ctx context.Context, keys [][]byte) ([]Entry, error)
+}
+
 // Snapshotter is implemented by stores that can iterate their content.
 type Snapshotter interface {
 	// Snapshot returns a view of the store. The built-in embedded stores

@@ -100,6 +100,71 @@ func (t *Typed[T]) Put(ctx context.Context, key []byte, v T, ttl time.Duration) 
 	return t.store.Put(ctx, key, b, ttl)
 }
 
+// TypedEntry is one key, value and TTL of a [Typed] store's PutMany.
+type TypedEntry[T any] struct {
+	Key   []byte
+	Value T
+	TTL   time.Duration
+}
+
+// GetMany returns the values of keys, in order, read in one round trip
+// where the store allows (see [GetMany]). found[i] reports whether keys[i]
+// is present; values[i] is the zero value when it is not. A stored value
+// the codec cannot parse fails the call with an error matching ErrCorrupt
+// that names its key.
+func (t *Typed[T]) GetMany(ctx context.Context, keys [][]byte) (values []T, found []bool, err error) {
+	raw, err := GetMany(ctx, t.store, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	values, found = make([]T, len(keys)), make([]bool, len(keys))
+	for i, b := range raw {
+		if b == nil {
+			continue
+		}
+		if values[i], err = t.codec.Decode(b); err != nil {
+			return nil, nil, NewOpError("decode", "typed", keys[i], err)
+		}
+		found[i] = true
+	}
+	return values, found, nil
+}
+
+// PutMany encodes every value and stores the entries with one [PutMany].
+// Nothing is written if a value fails to encode.
+func (t *Typed[T]) PutMany(ctx context.Context, entries []TypedEntry[T]) error {
+	// One buffer for every encoding; values are sliced from it once it has
+	// stopped growing.
+	var buf []byte
+	ends := make([]int, len(entries))
+	for i, e := range entries {
+		var err error
+		if buf, err = t.codec.Append(buf, e.Value); err != nil {
+			return NewOpError("encode", "typed", e.Key, err)
+		}
+		ends[i] = len(buf)
+	}
+	raw := make([]Entry, len(entries))
+	start := 0
+	for i, e := range entries {
+		raw[i] = Entry{Key: e.Key, Value: buf[start:ends[i]:ends[i]], TTL: e.TTL}
+		start = ends[i]
+	}
+	return PutMany(ctx, t.store, raw)
+}
+
+// AddPut encodes v and adds its write under key with ttl to b, for a
+// [Commit] that changes typed state together with other keys (an offset,
+// say). b holds the encoding, not v.
+func (t *Typed[T]) AddPut(b *WriteBatch, key []byte, v T, ttl time.Duration) error {
+	enc, err := t.codec.Append(nil, v)
+	if err != nil {
+		return NewOpError("encode", "typed", key, err)
+	}
+	b.Put(key, enc, ttl)
+	return nil
+}
+
 // Delete removes key.
 func (t *Typed[T]) Delete(ctx context.Context, key []byte) error {
 	return t.store.Delete(ctx, key)

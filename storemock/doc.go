@@ -4,4 +4,4 @@
 // contract, which a mock only keeps as far as its expectations say.
 package storemock
 
-//go:generate go tool mockgen -destination=mocks.go -package=storemock -typed github.com/strata-kv/strata Store,Batcher,Atomic,Expirer,Snapshotter,Snapshot,Pinger,StatsReporter
+//go:generate go tool mockgen -destination=mocks.go -package=storemock -typed github.com/strata-kv/strata Store,Batcher,Atomic,Expirer,BatchExpirer,Snapshotter,Snapshot,Pinger,StatsReporter,Committer
