@@ -91,6 +91,8 @@ var (
 	_ strata.Snapshotter   = (*Store)(nil)
 	_ strata.Pinger        = (*Store)(nil)
 	_ strata.StatsReporter = (*Store)(nil)
+	_ strata.Committer     = (*Store)(nil)
+	_ strata.BatchExpirer  = (*Store)(nil)
 )
 
 // New returns an empty store. Close it to stop its sweep.
@@ -360,6 +362,37 @@ func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	return out, nil
 }
 
+// GetManyWithTTL returns copies of the values of keys with the time each
+// has left, read under one lock hold.
+func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
+	for _, k := range keys {
+		if err := enter(ctx, k); err != nil {
+			return nil, s.err("get_many_with_ttl", k, err)
+		}
+	}
+	now := s.clock.Now()
+	nowMS := now.UnixMilli()
+	out := make([]strata.Entry, len(keys))
+	hits, n := 0, 0
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, strata.ErrClosed
+	}
+	for i, k := range keys {
+		out[i].Key = k
+		if it, ok := s.live(k, nowMS); ok {
+			out[i].Value = clone(it.value)
+			out[i].TTL = strata.Remaining(now, it.exp)
+			hits++
+			n += len(it.value)
+		}
+	}
+	s.mu.RUnlock()
+	s.stats.Reads(len(keys), hits, n)
+	return out, nil
+}
+
 // PutMany writes every entry atomically: all are validated first, then
 // written under one lock hold.
 func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
@@ -379,6 +412,55 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 	}
 	for i, e := range entries {
 		s.set(e.Key, e.Value, ttls[i], now)
+	}
+	return nil
+}
+
+// Commit applies b atomically: its conditions are checked and its writes
+// applied under one hold of the write lock.
+func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ttls, bad, err := strata.CheckBatch(b, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	if err != nil {
+		return s.err("commit", bad, err)
+	}
+	if b.Empty() {
+		return nil
+	}
+	now := s.clock.Now()
+	nowMS := now.UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return strata.ErrClosed
+	}
+	err = strata.EvalConditions(b, func(key []byte) ([]byte, bool, error) {
+		it, ok := s.live(key, nowMS)
+		return it.value, ok, nil
+	})
+	switch {
+	case err == strata.ErrAlreadyApplied:
+		return nil
+	case err != nil:
+		return s.err("commit", nil, err)
+	}
+	deleted := 0
+	for i, w := range b.Writes {
+		if w.Delete {
+			if _, live := s.remove(w.Key, nowMS); live {
+				deleted++
+			}
+			continue
+		}
+		s.set(w.Key, w.Value, ttls[i], now)
+	}
+	s.stats.Delete(deleted)
+	for _, c := range b.Conditions {
+		if c.Kind == strata.CondFence {
+			s.set(c.Key, strata.FenceValue(c.Token, b.ID), strata.NoExpiry, now)
+		}
 	}
 	return nil
 }
