@@ -41,8 +41,10 @@ const (
 	Snapshot                          // strata.Snapshotter
 	Ping                              // strata.Pinger
 	Stats                             // strata.StatsReporter
+	Commit                            // strata.Committer
+	BatchExpiry                       // strata.BatchExpirer
 
-	AllCapabilities = Batch | Atomic | Expiry | Snapshot | Ping | Stats
+	AllCapabilities = Batch | Atomic | Expiry | Snapshot | Ping | Stats | Commit | BatchExpiry
 )
 
 // Has reports whether c includes every capability in o.
@@ -50,7 +52,7 @@ func (c Capabilities) Has(o Capabilities) bool { return c&o == o }
 
 // String lists the capabilities by name, such as "Batch|Atomic".
 func (c Capabilities) String() string {
-	names := []string{"Batch", "Atomic", "Expiry", "Snapshot", "Ping", "Stats"}
+	names := []string{"Batch", "Atomic", "Expiry", "Snapshot", "Ping", "Stats", "Commit", "BatchExpiry"}
 	var out []string
 	for i, n := range names {
 		if c&(1<<i) != 0 {
@@ -83,6 +85,12 @@ func capabilitiesOf(s strata.Store) Capabilities {
 	}
 	if _, ok := s.(strata.StatsReporter); ok {
 		c |= Stats
+	}
+	if _, ok := s.(strata.Committer); ok {
+		c |= Commit
+	}
+	if _, ok := s.(strata.BatchExpirer); ok {
+		c |= BatchExpiry
 	}
 	return c
 }
@@ -132,6 +140,16 @@ type Harness struct {
 	// MaxKeyLen is the longest key the store accepts. Default
 	// strata.MaxKeyLen; a view that adds a prefix accepts that much less.
 	MaxKeyLen int
+
+	// SingleSlotCommits declares that every key of a commit must hash to
+	// one slot (Redis Cluster): the suite then checks that a batch across
+	// slots fails with ErrInvalidKey before any I/O. The commit subtests
+	// keep each batch in one slot with the hash tag {j} either way.
+	SingleSlotCommits bool
+
+	// CommitRounds is how many commits the NoPartialReads subtest makes
+	// while readers check them. Default 10000.
+	CommitRounds int
 }
 
 // suite is one run of the conformance tests.
@@ -165,6 +183,7 @@ func RunStore(t *testing.T, h Harness) {
 	t.Run("Snapshot", s.testSnapshot)
 	t.Run("Ping", s.testPing)
 	t.Run("Stats", s.testStats)
+	t.Run("Commit", s.testCommit)
 	t.Run("Close", s.testClose)
 	t.Run("Context", s.testContext)
 	t.Run("Errors", s.testErrors)

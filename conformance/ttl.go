@@ -194,9 +194,49 @@ func (s *suite) testExpirer(t *testing.T) {
 			wantErr(t, "TTL", err, strata.ErrUnsupported)
 			_, _, err = strata.GetWithTTL(e.ctx, e.s, []byte("k"))
 			wantErr(t, "GetWithTTL", err, strata.ErrUnsupported)
+			_, err = strata.GetManyWithTTL(e.ctx, e.s, [][]byte{[]byte("k")})
+			wantErr(t, "GetManyWithTTL", err, strata.ErrUnsupported)
 		})
 		return
 	}
+	t.Run("GetManyWithTTL", func(t *testing.T) {
+		e := s.store(t)
+		e.put("k", "v", time.Hour)
+		e.put("forever", "", strata.NoExpiry)
+		e.put("short", "s", e.shortTTL())
+		keys := [][]byte{[]byte("k"), []byte("absent"), []byte("forever"), []byte("k"), []byte("short")}
+		got, err := strata.GetManyWithTTL(e.ctx, e.s, keys)
+		noErr(t, "GetManyWithTTL", err)
+		if len(got) != len(keys) {
+			t.Fatalf("GetManyWithTTL returned %d entries for %d keys", len(got), len(keys))
+		}
+		for i, en := range got {
+			if string(en.Key) != string(keys[i]) {
+				t.Fatalf("entry %d has key %q, want %q", i, en.Key, keys[i])
+			}
+		}
+		for _, i := range []int{0, 3} {
+			if string(got[i].Value) != "v" || got[i].TTL <= time.Hour-time.Minute || got[i].TTL > time.Hour {
+				t.Fatalf("entry %d = %q, %v; want v, just under 1h", i, got[i].Value, got[i].TTL)
+			}
+		}
+		if got[1].Value != nil {
+			t.Fatalf("absent key read as %q", got[1].Value)
+		}
+		if got[2].Value == nil || len(got[2].Value) != 0 || got[2].TTL != strata.NoExpiry {
+			t.Fatalf("empty NoExpiry value = %q (nil %v), %v", got[2].Value, got[2].Value == nil, got[2].TTL)
+		}
+		if got[4].Value != nil && (got[4].TTL <= 0 || got[4].TTL > e.shortTTL()) {
+			t.Fatalf("short entry TTL = %v, want in (0, %v]", got[4].TTL, e.shortTTL())
+		}
+		e.elapse(e.shortTTL(), []byte("short"))
+		got, err = strata.GetManyWithTTL(e.ctx, e.s, [][]byte{[]byte("short")})
+		noErr(t, "GetManyWithTTL", err)
+		if got[0].Value != nil {
+			t.Fatalf("expired key read as %q, %v", got[0].Value, got[0].TTL)
+		}
+		got[0].Key = nil // the caller owns the result
+	})
 	t.Run("TTL", func(t *testing.T) {
 		e := s.store(t)
 		e.put("k", "v", time.Hour)
