@@ -251,7 +251,9 @@ func (s *suite) testCommitTTL(t *testing.T) {
 func (s *suite) testCommitInvalid(t *testing.T) {
 	e := s.store(t)
 	e.put(string(ck("keep")), "v", 0)
-	ok := func() *strata.WriteBatch { return new(strata.WriteBatch).Put(ck("a"), []byte("1"), 0).Delete(ck("keep")) }
+	ok := func() *strata.WriteBatch {
+		return new(strata.WriteBatch).Put(ck("a"), []byte("1"), 0).Delete(ck("keep"))
+	}
 	cases := []struct {
 		name string
 		b    *strata.WriteBatch

@@ -35,14 +35,14 @@ type Capabilities uint
 
 // The capabilities, one per optional interface of package strata.
 const (
-	Batch    Capabilities = 1 << iota // strata.Batcher
-	Atomic                            // strata.Atomic
-	Expiry                            // strata.Expirer
-	Snapshot                          // strata.Snapshotter
-	Ping                              // strata.Pinger
-	Stats                             // strata.StatsReporter
-	Commit                            // strata.Committer
-	BatchExpiry                       // strata.BatchExpirer
+	Batch       Capabilities = 1 << iota // strata.Batcher
+	Atomic                               // strata.Atomic
+	Expiry                               // strata.Expirer
+	Snapshot                             // strata.Snapshotter
+	Ping                                 // strata.Pinger
+	Stats                                // strata.StatsReporter
+	Commit                               // strata.Committer
+	BatchExpiry                          // strata.BatchExpirer
 
 	AllCapabilities = Batch | Atomic | Expiry | Snapshot | Ping | Stats | Commit | BatchExpiry
 )
