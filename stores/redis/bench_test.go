@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"encoding/binary"
 	"encoding/csv"
 	"fmt"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
@@ -246,4 +249,122 @@ func BenchmarkPutManyTTL(b *testing.B) {
 	}
 	compare(b, r.Port, "keys/s", 1, 100, putMany, "-c", "1", "-P", "100",
 		"SET", "key:__rand_int__", string(value), "PX", "3600000")
+}
+
+// ratePair measures ops a and b (perOp keys each, one goroutine) in
+// interleaved rounds and reports both medians and the median ratio a/b
+// under the names given.
+func ratePair(b *testing.B, unit string, perOp int, nameA string, opA func(i int) error, nameB string, opB func(i int) error) {
+	b.StopTimer()
+	var as, bs, ratios []float64
+	for range pairRounds {
+		x := rateFor(b, pairRound, 1, perOp, opA)
+		y := rateFor(b, pairRound, 1, perOp, opB)
+		as, bs, ratios = append(as, x), append(bs, y), append(ratios, x/y)
+	}
+	b.ReportMetric(median(as), nameA+"-"+unit)
+	b.ReportMetric(median(bs), nameB+"-"+unit)
+	b.ReportMetric(median(ratios), "ratio")
+}
+
+// BenchmarkCommit measures a commit of 100 keys (99 window states and the
+// offset, under a fence and a condition on the offset, all with one hash
+// tag) on one server: as the store's Lua script, against a pipelined
+// PutMany of the same 100 keys (no atomicity), against the same commit
+// done with WATCH/GET/MULTI/EXEC, and against redis-benchmark -P 100 SET.
+func BenchmarkCommit(b *testing.B) {
+	r := testserver.StartRedis(b, nil)
+	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	client := r.Client(b)
+	ctx := b.Context()
+	value := make([]byte, 100)
+	keys := make([][]byte, 100)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "{job}window/%02d", i)
+	}
+	offset, fence := keys[99], []byte("{job}fence")
+	var n uint64
+	offsetValue := func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+	if err := s.Put(ctx, offset, offsetValue(0), 0); err != nil {
+		b.Fatal(err)
+	}
+	commit := func(int) error {
+		batch := new(strata.WriteBatch).IfFence(fence, 1).IfEqual(offset, offsetValue(n))
+		for _, k := range keys[:99] {
+			batch.Put(k, value, strata.NoExpiry)
+		}
+		batch.Put(offset, offsetValue(n+1), strata.NoExpiry)
+		if err := s.Commit(ctx, batch); err != nil {
+			return err
+		}
+		n++
+		return nil
+	}
+	putMany := func(int) error {
+		es := make([]strata.Entry, 100)
+		for i, k := range keys[:99] {
+			es[i] = strata.Entry{Key: k, Value: value, TTL: strata.NoExpiry}
+		}
+		es[99] = strata.Entry{Key: offset, Value: offsetValue(n + 1), TTL: strata.NoExpiry}
+		if err := s.PutMany(ctx, es); err != nil {
+			return err
+		}
+		n++
+		return nil
+	}
+	// The same commit as an optimistic transaction: WATCH the condition
+	// keys, read them, check, then MULTI … EXEC (two round trips, on one
+	// dedicated connection).
+	multi := func(int) error {
+		return client.Watch(ctx, func(tx *goredis.Tx) error {
+			vals, err := tx.MGet(ctx, string(fence), string(offset)).Result()
+			if err != nil {
+				return err
+			}
+			if f, ok := vals[0].(string); ok {
+				if tok, _, err := strata.ParseFence([]byte(f)); err != nil || tok > 1 {
+					return fmt.Errorf("fence %q", f)
+				}
+			}
+			if o, _ := vals[1].(string); o != string(offsetValue(n)) {
+				return fmt.Errorf("offset moved")
+			}
+			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				args := make([]any, 0, 1+2*101)
+				args = append(args, "mset")
+				for _, k := range keys[:99] {
+					args = append(args, k, value)
+				}
+				args = append(args, offset, offsetValue(n+1), fence, strata.FenceValue(1, nil))
+				return p.Process(ctx, goredis.NewStatusCmd(ctx, args...))
+			})
+			if err == nil {
+				n++
+			}
+			return err
+		}, string(fence), string(offset))
+	}
+	run := func(b *testing.B, op func(int) error) {
+		for b.Loop() {
+			if err := op(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("Lua/vs-PutMany", func(b *testing.B) {
+		run(b, commit)
+		ratePair(b, "keys/s", 100, "commit", commit, "putmany", putMany)
+	})
+	b.Run("Lua/vs-MULTI", func(b *testing.B) {
+		run(b, commit)
+		ratePair(b, "keys/s", 100, "lua", commit, "multi", multi)
+	})
+	b.Run("Lua/vs-redis-benchmark", func(b *testing.B) {
+		run(b, commit)
+		compare(b, r.Port, "keys/s", 1, 100, commit, "-c", "1", "-P", "100", "-t", "set")
+	})
 }

@@ -19,7 +19,9 @@
 // GETDEL, TTL is PTTL, GetWithTTL is MULTI GET PTTL EXEC (one round trip).
 // CompareAndSwap is a Lua script sent by digest (EVALSHA, falling back to
 // EVAL when the server does not know the script), with the key passed in
-// KEYS; snapshots read value and TTL with another. Batches send at most
+// KEYS; snapshots read value and TTL with another, and GetManyWithTTL with
+// one per group of keys. Commit is one script that checks the batch's
+// conditions and makes its writes (see [Store.Commit]). Batches send at most
 // PipelineBatchSize keys per round trip, pipelined: GetMany is MGET and
 // DeleteMany UNLINK, one per hash slot in Cluster mode; PutMany is MSET for
 // the entries without expiry (per slot) and SET PX for the others.
@@ -175,6 +177,8 @@ var (
 	_ strata.Snapshotter   = (*Store)(nil)
 	_ strata.Pinger        = (*Store)(nil)
 	_ strata.StatsReporter = (*Store)(nil)
+	_ strata.Committer     = (*Store)(nil)
+	_ strata.BatchExpirer  = (*Store)(nil)
 )
 
 // New returns a store that sends its commands through client: a

@@ -66,9 +66,11 @@ func TestConformanceStandalone(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
-	conformance.RunStore(t, harness(redis.Config{URL: clusterURL(c), ClusterMode: true}, func(n int64) string {
+	h := harness(redis.Config{URL: clusterURL(c), ClusterMode: true}, func(n int64) string {
 		return fmt.Sprintf("c%d:", n)
-	}))
+	})
+	h.SingleSlotCommits = true
+	conformance.RunStore(t, h)
 }
 
 func TestConformanceTLS(t *testing.T) {
