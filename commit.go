@@ -133,6 +133,12 @@ func (b *WriteBatch) IfFence(key []byte, token uint64) *WriteBatch {
 	return b
 }
 
+// If adds condition c, such as the fence of a lease (see package locks).
+func (b *WriteBatch) If(c Condition) *WriteBatch {
+	b.Conditions = append(b.Conditions, c)
+	return b
+}
+
 // Reset empties b, keeping its storage for reuse.
 func (b *WriteBatch) Reset() {
 	clear(b.Writes)

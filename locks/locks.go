@@ -157,8 +157,9 @@ var (
 	// ErrReleased: the lease was released. It also matches strata.ErrClosed.
 	ErrReleased = fmt.Errorf("locks: lease released (%w)", strata.ErrClosed)
 	// ErrStaleToken: a fenced write carried a token lower than the highest
-	// the resource has accepted, and was rejected.
-	ErrStaleToken = errors.New("locks: stale fencing token")
+	// the resource has accepted, and was rejected. It also matches
+	// strata.ErrFenced, which a fenced commit reports.
+	ErrStaleToken = fmt.Errorf("locks: stale fencing token (%w)", strata.ErrFenced)
 )
 
 // CheckName returns an error matching strata.ErrInvalidKey if name is empty

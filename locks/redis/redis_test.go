@@ -398,3 +398,28 @@ func TestRoundTrips(t *testing.T) {
 		t.Fatalf("10 acquire+release cycles sent %d commands, want 20", n)
 	}
 }
+
+// TestACLPrefix holds locks as an ACL user allowed only keys under app:,
+// with the locker's prefix under it: the job's locks and its state can
+// share one restricted user.
+func TestACLPrefix(t *testing.T) {
+	r := testserver.StartRedis(t, &testserver.RedisOptions{Users: []string{"app on >app-secret ~app:* &* +@all"}})
+	c := goredis.NewClient(&goredis.Options{Addr: r.Addr, Username: "app", Password: "app-secret"})
+	t.Cleanup(func() { c.Close() })
+	ctx := t.Context()
+	lk := newLocker(t, c, "app:lock:", locks.Options{})
+	l, err := lk.TryAcquire(ctx, "job", time.Minute)
+	if err != nil {
+		t.Fatalf("TryAcquire under app:lock: as the restricted user: %v", err)
+	}
+	if err := l.Extend(ctx, time.Minute); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	outside := newLocker(t, c, "strata:lock:", locks.Options{})
+	if _, err := outside.TryAcquire(ctx, "job", time.Minute); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("TryAcquire outside the user's keys = %v, want a NOPERM refusal", err)
+	}
+}
