@@ -56,6 +56,17 @@ type Options struct {
 	// Replace.
 	Mode Mode
 
+	// Aligned makes the job, not a timer, decide when checkpoints happen,
+	// so that each one is a consistent cut of the job's state: between two
+	// of its commits, the job asks Due and, when it reports true, calls
+	// CheckpointAt with its offset and fence, and writes nothing until that
+	// returns. Start then fails (there is no periodic loop) and Shutdown
+	// takes no final checkpoint (the job takes its own with CheckpointAt).
+	// Interval and MinInterval keep their meaning for Due. Needed on stores
+	// without point-in-time snapshots (Redis), where a checkpoint taken
+	// while the job writes may mix state from before and after a commit.
+	Aligned bool
+
 	// BatchSize is the number of entries per PutMany when restoring.
 	// Default DefaultBatchSize (4096).
 	BatchSize int
@@ -109,7 +120,7 @@ func (o *Options) resolve() (Options, error) {
 	}
 	// Check the writer and restore options now rather than at the first
 	// checkpoint.
-	if _, err := r.writerOptions("x").resolve(); err != nil {
+	if _, err := r.writerOptions("x", nil).resolve(); err != nil {
 		return r, err
 	}
 	if _, err := r.restoreOptions().resolve(); err != nil {
@@ -118,9 +129,10 @@ func (o *Options) resolve() (Options, error) {
 	return r, nil
 }
 
-func (o *Options) writerOptions(id string) *WriterOptions {
+func (o *Options) writerOptions(id string, cut *Cut) *WriterOptions {
 	return &WriterOptions{
 		ID:           id,
+		Cut:          cut,
 		Source:       o.Source,
 		Compression:  o.Compression,
 		Level:        o.Level,
@@ -288,6 +300,8 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: start: %w", strata.ErrClosed)
 	case c.started:
 		return errors.New("checkpoint: start: already started")
+	case c.opts.Aligned:
+		return fmt.Errorf("%w: checkpoint: start: an aligned Coordinator has no periodic loop (the job calls Due and CheckpointAt)", strata.ErrInvalidConfig)
 	}
 	c.started = true
 	ctx, c.cancel = context.WithCancel(ctx)
@@ -305,7 +319,7 @@ func (c *Coordinator) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_, err := c.checkpoint(ctx, false)
+			_, err := c.checkpoint(ctx, false, nil)
 			switch {
 			case err == nil, errors.Is(err, ErrTooSoon):
 			case ctx.Err() != nil:
@@ -318,7 +332,8 @@ func (c *Coordinator) loop(ctx context.Context) {
 }
 
 // Shutdown stops the periodic loop (cancelling a checkpoint it is taking),
-// waits for it, and takes a final checkpoint, ignoring MinInterval. If ctx
+// waits for it, and takes a final checkpoint, ignoring MinInterval (an
+// Aligned Coordinator takes none: the job takes its own). If ctx
 // ends first, Shutdown returns ctx's error without the final checkpoint.
 // Afterwards Checkpoint, Restore and RestoreLatest fail with
 // strata.ErrClosed; List and Verify still work. Calling Shutdown again
@@ -340,7 +355,10 @@ func (c *Coordinator) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	_, err := c.checkpoint(ctx, true)
+	if c.opts.Aligned {
+		return nil
+	}
+	_, err := c.checkpoint(ctx, true, nil)
 	return err
 }
 
@@ -353,10 +371,39 @@ func (c *Coordinator) Checkpoint(ctx context.Context) (Manifest, error) {
 	if c.isClosed() {
 		return Manifest{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
 	}
-	return c.checkpoint(ctx, false)
+	return c.checkpoint(ctx, false, nil)
 }
 
-func (c *Coordinator) checkpoint(ctx context.Context, force bool) (Manifest, error) {
+// Due reports whether an aligned checkpoint is due: Interval (and
+// MinInterval) have passed since the start of the last successful
+// checkpoint, or none was taken yet. A job calls it between commits, which
+// is cheap, and CheckpointAt when it reports true.
+func (c *Coordinator) Due() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastStart.IsZero() {
+		return true
+	}
+	since := c.opts.Clock.Now().Sub(c.lastStart)
+	return since >= c.opts.Interval && since >= c.opts.MinInterval
+}
+
+// CheckpointAt takes a checkpoint now, recording cut in its manifest, and
+// returns the manifest. The caller guarantees the cut: it writes nothing to
+// the store until CheckpointAt returns, so the checkpoint holds exactly the
+// state at cut.Offset, even on a store without point-in-time snapshots.
+// The pause this costs the job is the time to read the store. CheckpointAt
+// ignores MinInterval: the job decides when, usually by asking Due. After
+// Shutdown it fails with strata.ErrClosed.
+func (c *Coordinator) CheckpointAt(ctx context.Context, cut Cut) (Manifest, error) {
+	if c.isClosed() {
+		return Manifest{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
+	}
+	cut.FenceKey = bytes.Clone(cut.FenceKey)
+	return c.checkpoint(ctx, true, &cut)
+}
+
+func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Manifest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := c.opts.Clock.Now()
@@ -366,7 +413,7 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool) (Manifest, err
 		}
 	}
 	t0 := time.Now()
-	m, size, err := c.publish(ctx, start)
+	m, size, err := c.publish(ctx, start, cut)
 	elapsed := time.Since(t0)
 	c.statsMu.Lock()
 	switch {
@@ -395,7 +442,7 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool) (Manifest, err
 
 // publish writes a checkpoint to a temporary file, checks it and renames it
 // into place. It returns the manifest and the file size.
-func (c *Coordinator) publish(ctx context.Context, start time.Time) (Manifest, int64, error) {
+func (c *Coordinator) publish(ctx context.Context, start time.Time, cut *Cut) (Manifest, int64, error) {
 	if err := c.removeTemps(); err != nil {
 		return Manifest{}, 0, err
 	}
@@ -414,7 +461,7 @@ func (c *Coordinator) publish(ctx context.Context, start time.Time) (Manifest, i
 		os.Remove(tmp)
 		return Manifest{}, 0, err
 	}
-	m, err := WriteStore(ctx, f, c.store, c.opts.writerOptions(id))
+	m, err := WriteStore(ctx, f, c.store, c.opts.writerOptions(id, cut))
 	if err != nil {
 		return fail(err)
 	}

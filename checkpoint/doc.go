@@ -67,7 +67,18 @@
 // count includes both). Keys written at different moments may thus come
 // from different moments: for a consistent cut across keys (a job's
 // offset and its aggregates), take the checkpoint while the job does not
-// write, for example from the job's own loop between batches.
+// write. An Aligned Coordinator does this with the job: between two
+// commits the job asks [Coordinator.Due] and, when a checkpoint is due,
+// calls [Coordinator.CheckpointAt] with its [Cut] (offset, fence key and
+// token), writing nothing until it returns. The manifest records the cut.
+//
+// # Fences
+//
+// A checkpoint whose cut carries a fence is not restored over a store
+// whose fence holds a newer token: a newer holder of the job's lease has
+// committed since, and the restore would roll its state back. RestoreFile,
+// Restore and RestoreLatest then fail with [ErrStale] before writing
+// anything (RestoreOptions.Force overrides).
 //
 // # Publishing and crashes
 //
@@ -102,6 +113,8 @@
 //     checkpoint, or no valid one for RestoreLatest (joined with each
 //     reason it skipped one).
 //   - [ErrTooSoon]: Checkpoint called within MinInterval.
+//   - [ErrStale] (which also matches strata.ErrFenced): the target's fence
+//     is newer than the checkpoint's cut.
 //   - strata.ErrInvalidConfig: bad options.
 //   - strata.ErrClosed: the Coordinator was shut down.
 //   - The store's own errors (wrapped once by the store), context errors,

@@ -78,6 +78,13 @@ var (
 	// Options.MinInterval after the previous successful checkpoint started.
 	// Nothing was written.
 	ErrTooSoon = errors.New("checkpoint: too soon after the previous checkpoint (min_interval)")
+
+	// ErrStale: the checkpoint records a job's cut under a fence token, and
+	// the target store's fence holds a newer one: a newer holder of the
+	// job's lease has committed since, and restoring would roll its state
+	// back. Nothing was written. Restore with RestoreOptions.Force to do it
+	// anyway. It matches strata.ErrFenced as well.
+	ErrStale = fmt.Errorf("checkpoint: the store holds newer state (%w)", strata.ErrFenced)
 )
 
 // ValidateID returns nil if id can name a checkpoint file, and otherwise an
@@ -164,6 +171,24 @@ type Manifest struct {
 	Checksum string `json:"checksum"`
 	// Labels are the writer's free-form annotations (WriterOptions.Labels).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Cut, when set, is the position of the job whose state the checkpoint
+	// holds: taken between two of its commits, the checkpoint is the state
+	// exactly at that offset (see Coordinator.CheckpointAt).
+	Cut *Cut `json:"cut,omitempty"`
+}
+
+// Cut is where a job stood when a checkpoint was taken between two of its
+// commits: the input offset its state reflects, and the fence its commits
+// carry. Restoring a checkpoint with a fence over a store whose fence holds
+// a newer token fails with ErrStale (see RestoreOptions.Force).
+type Cut struct {
+	// Offset is the job's input position, in the job's own notation (a
+	// number, a Kafka partition:offset list, ...).
+	Offset string `json:"offset"`
+	// FenceKey is the key of the job's fence in the store, if it has one.
+	FenceKey []byte `json:"fence_key,omitempty"`
+	// Token is the fence token of the job's commits at the cut.
+	Token uint64 `json:"token,omitempty"`
 }
 
 // Record is one entry of a checkpoint.

@@ -59,6 +59,11 @@ type RestoreOptions struct {
 	// Clock tells the time that remaining TTLs are computed from. Default:
 	// the system clock.
 	Clock strata.Clock
+
+	// Force restores a checkpoint whose cut is older than the target's
+	// fence (see ErrStale), rolling back the state a newer lease holder
+	// committed. Default false: such a restore fails and writes nothing.
+	Force bool
 }
 
 func (o *RestoreOptions) resolve() (RestoreOptions, error) {
@@ -247,6 +252,8 @@ func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error)
 // RestoreFile restores the checkpoint file at path into dst in two passes:
 // it first verifies the whole file (structure, limits, both SHA-256 sums)
 // without touching dst, then reads it again and applies it with Apply. A
+// checkpoint whose cut carries a fence is refused with ErrStale when dst's
+// fence holds a newer token (unless opts.Force). A
 // damaged file therefore never restores partly; the price is reading and
 // decompressing the file twice. (Only a file changed between the passes
 // can fail in the second one; that is reported as corrupt.)
@@ -262,6 +269,23 @@ func RestoreFile(ctx context.Context, path string, dst strata.Store, opts *Resto
 	return applyVerified(ctx, path, m, dst, &o)
 }
 
+// checkFence fails with ErrStale when m records a cut under a fence and dst
+// holds a newer token under that key, unless force.
+func checkFence(ctx context.Context, m Manifest, dst strata.Store, force bool) error {
+	if force || m.Cut == nil || len(m.Cut.FenceKey) == 0 {
+		return nil
+	}
+	token, err := strata.ReadFence(ctx, dst, m.Cut.FenceKey)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: reading the target's fence: %w", m.ID, err)
+	}
+	if token > m.Cut.Token {
+		return fmt.Errorf("%w: checkpoint %s was taken at offset %s under token %d, the target's fence %s holds token %d "+
+			"(restore with force to roll it back)", ErrStale, m.ID, m.Cut.Offset, m.Cut.Token, strata.QuoteKey(m.Cut.FenceKey), token)
+	}
+	return nil
+}
+
 // applyVerified is the second pass of RestoreFile: m is the manifest the
 // first pass verified.
 func applyVerified(ctx context.Context, path string, m Manifest, dst strata.Store, o *RestoreOptions) (Report, error) {
@@ -270,6 +294,9 @@ func applyVerified(ctx context.Context, path string, m Manifest, dst strata.Stor
 		return Report{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
+	if err := checkFence(ctx, m, dst, o.Force); err != nil {
+		return Report{}, err
+	}
 	rd, err := NewReader(f, o.Limits)
 	if err != nil {
 		return Report{}, err

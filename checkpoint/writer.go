@@ -32,6 +32,10 @@ type WriterOptions struct {
 	// source offset of a stream job. Their JSON must fit MaxManifestSize.
 	Labels map[string]string
 
+	// Cut records, in the manifest, the job's position that the
+	// checkpointed state reflects (see Manifest.Cut). Default none.
+	Cut *Cut
+
 	// Compression of the record blocks. Default: zstd.
 	Compression Compression
 
@@ -308,6 +312,7 @@ func (w *Writer) Close() (Manifest, error) {
 		Compression:     w.opts.Compression.String(),
 		Checksum:        "sha256:" + hex.EncodeToString(w.h.Sum(nil)),
 		Labels:          w.opts.Labels,
+		Cut:             w.opts.Cut,
 	}
 	js, err := json.Marshal(m)
 	if err != nil {
