@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
 	"github.com/strata-kv/strata/internal/window"
+	"github.com/strata-kv/strata/locks"
 	"github.com/strata-kv/strata/metrics"
 	_ "github.com/strata-kv/strata/stores/all"
 	"github.com/strata-kv/strata/tier"
@@ -42,26 +45,37 @@ type demoConfig struct {
 	noTier      bool
 	metricsAddr string
 	seed        uint64
+	lock        string
+	leaseTTL    time.Duration
+	job         string
 }
 
 func newDemo() *cobra.Command {
 	cfg := demoConfig{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a stream processor in miniature: windows, a cache tier, checkpoints",
+		Short: "Run a stream processor in miniature: windows, a cache tier, commits, checkpoints",
 		Long: `demo runs a stream processor in miniature. It reads a generated stream of
 events from an offset, folds each into the tumbling window of its event time
-(the WindowState {window_id, start_time, end_time, count, sum}) and writes
-the touched windows together with the new offset, one batch at a time,
-through a tier (an in-process cache) in front of a store: an embedded
-Pebble store under --data by default, or any --store URL.
+(the WindowState {window_id, start_time, end_time, count, sum}) and commits
+the touched windows together with the new offset, one batch at a time, as
+one atomic commit, through a tier (an in-process cache) in front of a store:
+an embedded Pebble store under --data by default, or any --store URL.
 
-Every --checkpoint-every it checkpoints the store between two batches, so
+On a shared store (Redis) the job first takes a lease (--lock: Redis locks
+on the same server by default, or a postgres:// URL), and every commit
+carries the lease's fencing token: a second demo on the same store waits
+for the lease, and a process that lost it (paused past its TTL, say) has
+its late commits rejected instead of applied twice.
+
+Every --checkpoint-every it checkpoints the store between two commits, so
 each checkpoint holds windows and offset of the same instant. On start it
-restores the newest valid checkpoint and resumes from its offset; on Ctrl-C
-(or after --duration) it takes a final checkpoint. A status line shows
-events/s, windows, the L1 hit ratio, p99 batch latency and the last
-checkpoint. Run it twice to see it resume.`,
+resumes from the offset the store holds, or, if the store is empty,
+restores the newest valid checkpoint; on Ctrl-C (or after --duration) it
+takes a final checkpoint and checks that the windows hold exactly the
+events up to the offset. A status line shows events/s, windows, the L1 hit
+ratio, p99 batch latency and the last checkpoint. Run it twice to see it
+resume.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg)
@@ -80,12 +94,17 @@ checkpoint. Run it twice to see it resume.`,
 	f.BoolVar(&cfg.noTier, "no-tier", false, "use the store without the cache tier")
 	f.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9090)")
 	f.Uint64Var(&cfg.seed, "seed", 1, "seed of the generated stream")
+	f.StringVar(&cfg.lock, "lock", "auto", "where the job's lease lives: auto (Redis locks on a Redis store, none on an embedded one), none, or a postgres:// URL")
+	f.DurationVar(&cfg.leaseTTL, "lease-ttl", 5*time.Second, "TTL of the job's lease (renewed every third of it)")
+	f.StringVar(&cfg.job, "job", "demo", "job name: its lease, and the hash tag {job} of its keys")
 	return cmd
 }
 
 func (c *demoConfig) validate() error {
-	if c.window < time.Millisecond || c.batch < 1 || c.rate < 0 || len(c.streams) == 0 || c.ckptEvery <= 0 || c.duration < 0 {
-		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0 and --streams", strata.ErrInvalidConfig)
+	if c.window < time.Millisecond || c.batch < 1 || c.rate < 0 || len(c.streams) == 0 || c.ckptEvery <= 0 || c.duration < 0 ||
+		c.leaseTTL < 10*time.Millisecond || c.job == "" || strings.ContainsAny(c.job, "{}") {
+		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0, "+
+			"--lease-ttl >= 10ms, --streams, and a --job name without braces", strata.ErrInvalidConfig)
 	}
 	if c.store == "" {
 		c.store = "pebble://" + filepath.Join(c.data, "state")
@@ -96,8 +115,9 @@ func (c *demoConfig) validate() error {
 	return nil
 }
 
-// offsetKey holds the offset of the next event to read.
-var offsetKey = []byte("offset")
+// finishTimeout bounds a commit that is under way when the run ends, and
+// the final checkpoint: they get their own deadline, not the run's.
+const finishTimeout = 30 * time.Second
 
 // event returns the stream's event at offset: deterministic, so a restart
 // from an offset replays exactly what followed it.
@@ -109,17 +129,22 @@ func (c *demoConfig) event(offset uint64) (stream string, at time.Time, value fl
 	return stream, at, float64(r.IntN(10000)) / 100
 }
 
-func windowKey(stream, id string) []byte { return []byte("window/" + stream + "/" + id) }
-
 // demo is one run's state.
 type demo struct {
 	cfg      demoConfig
 	out      io.Writer
-	store    strata.Store
+	store    strata.Store // what the job reads and commits to: the tier, or the store
 	tier     *tier.Tier
-	windows  strata.Codec[window.State]
+	windows  *strata.Typed[window.State]
 	tumbling window.Tumbling
 	coord    *checkpoint.Coordinator
+	leaser   *leaser
+	lease    locks.Lease // nil on an embedded store
+
+	// Keys, all under the hash tag {job}: one commit stays in one Redis
+	// Cluster slot.
+	tag, offsetKey, fenceKey []byte
+
 	offset   uint64
 	started  uint64 // offset at start
 	nWindows int64
@@ -127,26 +152,45 @@ type demo struct {
 	lat      []time.Duration // batch latencies since the last status line
 }
 
-func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
+func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	d := &demo{cfg: cfg, out: out, windows: strata.Binary[window.State, *window.State]{}, tumbling: window.Tumbling{Size: cfg.window}}
+	tag := "{" + cfg.job + "}"
+	d := &demo{cfg: cfg, out: out, tumbling: window.Tumbling{Size: cfg.window},
+		tag: []byte(tag), offsetKey: []byte(tag + "offset"), fenceKey: []byte(tag + "fence")}
 	if err := d.open(ctx); err != nil {
 		return err
 	}
-	defer d.store.Close()
+	defer d.close()
 	stopMetrics, err := d.serveMetrics()
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
+	if d.leaser != nil {
+		if d.lease, err = d.leaser.acquire(ctx, d.out, cfg.job, cfg.leaseTTL); err != nil {
+			return err
+		}
+		defer func() {
+			rel, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			defer cancel()
+			if rerr := d.lease.Release(rel); rerr != nil && !errors.Is(rerr, locks.ErrLost) {
+				err = errors.Join(err, rerr)
+			}
+		}()
+	}
 	if err := d.restore(ctx); err != nil {
 		return err
 	}
 	runErr := d.loop(ctx)
-	// The final checkpoint runs even after Ctrl-C cancelled ctx.
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if errors.Is(runErr, strata.ErrFenced) || errors.Is(runErr, locks.ErrLost) {
+		// Another process holds the job now: its state is not ours to
+		// checkpoint or check.
+		return runErr
+	}
+	// The final checkpoint and check run even after Ctrl-C cancelled ctx.
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if err := d.checkpoint(final); err != nil {
 		return errors.Join(runErr, err)
@@ -173,8 +217,12 @@ func (d *demo) open(ctx context.Context) error {
 		}
 		d.store = d.tier
 	}
-	d.coord, err = checkpoint.New(d.store, &checkpoint.Options{Dir: d.cfg.ckptDir, MaxCheckpoints: 3,
-		Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	d.windows = strata.NewTyped(d.store, strata.Codec[window.State](strata.Binary[window.State, *window.State]{}))
+	d.coord, err = checkpoint.New(d.store, &checkpoint.Options{Dir: d.cfg.ckptDir, MaxCheckpoints: 3, Aligned: true,
+		Interval: d.cfg.ckptEvery, Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err == nil {
+		d.leaser, err = openLocker(ctx, d.cfg.lock, s)
+	}
 	if err != nil {
 		d.store.Close()
 		return err
@@ -184,34 +232,41 @@ func (d *demo) open(ctx context.Context) error {
 	return nil
 }
 
-// restore brings back the newest valid checkpoint, if any, and reads the
-// offset to resume from.
+func (d *demo) close() {
+	if d.leaser != nil {
+		d.leaser.close()
+	}
+	d.store.Close()
+}
+
+// restore reads the offset to resume from: the store's own, or, when the
+// store holds none (a first run, or a store that was lost), the newest
+// valid checkpoint's.
 func (d *demo) restore(ctx context.Context) error {
-	r, err := d.coord.RestoreLatest(ctx)
-	for _, sk := range r.Skipped {
-		fmt.Fprintf(d.out, "skipped damaged checkpoint %s: %v\n", sk.ID, sk.Err)
-	}
-	switch {
-	case errors.Is(err, checkpoint.ErrNoCheckpoint) && len(r.Skipped) == 0:
-		fmt.Fprintln(d.out, "no checkpoint yet: starting from offset 0")
-	case err != nil:
+	off, found, err := d.readOffset(ctx)
+	if err != nil {
 		return err
-	default:
-		d.lastCkpt = r.ID
-		fmt.Fprintf(d.out, "restored checkpoint %s: %d entries\n", r.ID, r.Restored)
 	}
-	v, err := d.store.Get(ctx, offsetKey)
-	switch {
-	case errors.Is(err, strata.ErrNotFound):
-	case err != nil:
-		return err
-	case len(v) != 8:
-		return fmt.Errorf("%w: offset is %d bytes", strata.ErrCorrupt, len(v))
-	default:
-		d.offset = binary.BigEndian.Uint64(v)
+	if !found {
+		r, err := d.coord.RestoreLatest(ctx)
+		for _, sk := range r.Skipped {
+			fmt.Fprintf(d.out, "skipped damaged checkpoint %s: %v\n", sk.ID, sk.Err)
+		}
+		switch {
+		case errors.Is(err, checkpoint.ErrNoCheckpoint) && len(r.Skipped) == 0:
+			fmt.Fprintln(d.out, "no checkpoint yet: starting from offset 0")
+		case err != nil:
+			return err
+		default:
+			d.lastCkpt = r.ID
+			fmt.Fprintf(d.out, "restored checkpoint %s: %d entries\n", r.ID, r.Restored)
+		}
+		if off, _, err = d.readOffset(ctx); err != nil {
+			return err
+		}
 	}
-	d.started = d.offset
-	for _, err := range d.store.Keys(ctx, []byte("window/")) {
+	d.offset, d.started = off, off
+	for _, err := range d.store.Keys(ctx, d.windowPrefix()) {
 		if err != nil {
 			return err
 		}
@@ -221,32 +276,65 @@ func (d *demo) restore(ctx context.Context) error {
 	return nil
 }
 
-// loop processes batches until the duration ends or ctx is cancelled.
+// readOffset returns the offset the store holds.
+func (d *demo) readOffset(ctx context.Context) (uint64, bool, error) {
+	v, err := d.store.Get(ctx, d.offsetKey)
+	switch {
+	case errors.Is(err, strata.ErrNotFound):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	case len(v) != 8:
+		return 0, false, fmt.Errorf("%w: offset is %d bytes", strata.ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+func (d *demo) windowPrefix() []byte { return append(slices.Clip(d.tag), "window/"...) }
+
+func (d *demo) windowKey(stream, id string) []byte {
+	return append(d.windowPrefix(), stream+"/"+id...)
+}
+
+// loop processes batches until the duration ends, ctx is cancelled or the
+// lease is lost.
 func (d *demo) loop(ctx context.Context) error {
 	if d.cfg.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.cfg.duration)
 		defer cancel()
 	}
+	if d.lease != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = locks.Context(ctx, d.lease)
+		defer cancel()
+	}
 	start := time.Now()
-	lastStatus, lastCkpt := start, start
+	lastStatus := start
 	statusOffset := d.offset
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		if err := d.batch(ctx); err != nil {
-			if ctx.Err() != nil {
-				break
+			if errors.Is(err, strata.ErrFenced) {
+				return fmt.Errorf("another process took the job over (its lease is newer): %w", err)
+			}
+			if ended(ctx) {
+				break // a read cut short by the end of the run: nothing was committed
 			}
 			return err
 		}
 		d.lat = append(d.lat, time.Since(t0))
-		now := time.Now()
-		if now.Sub(lastCkpt) >= d.cfg.ckptEvery {
-			if err := d.checkpoint(ctx); err != nil && ctx.Err() == nil {
+		if d.coord.Due() {
+			// A barrier between two commits: the checkpoint is the state at
+			// this offset.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			err := d.checkpoint(cctx)
+			cancel()
+			if err != nil {
 				return err
 			}
-			lastCkpt = now
 		}
+		now := time.Now()
 		if now.Sub(lastStatus) >= time.Second {
 			d.status(float64(d.offset-statusOffset) / now.Sub(lastStatus).Seconds())
 			lastStatus, statusOffset = now, d.offset
@@ -260,26 +348,39 @@ func (d *demo) loop(ctx context.Context) error {
 			}
 		}
 	}
+	if cause := context.Cause(ctx); errors.Is(cause, locks.ErrLost) {
+		return fmt.Errorf("lost the lease: %w", cause)
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil
 	}
 	return ctx.Err()
 }
 
-// batch reads the next events, folds them into their windows and writes
-// the windows and the new offset in one PutMany (atomic on embedded stores).
+// ended reports whether ctx is done or past its deadline: a read may fail
+// with the deadline's error a moment before ctx's own timer fires.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// batch reads the next events, folds them into their windows and commits
+// the windows and the new offset together: one atomic commit, fenced by
+// the lease on a shared store.
 func (d *demo) batch(ctx context.Context) error {
 	type agg struct {
 		key   []byte
 		state window.State
-		found bool
 	}
 	byKey := map[string]*agg{}
 	var order []*agg
 	for i := range uint64(d.cfg.batch) {
 		stream, at, v := d.cfg.event(d.offset + i)
 		id, _, _ := d.tumbling.Bounds(at)
-		k := windowKey(stream, id)
+		k := d.windowKey(stream, id)
 		a := byKey[string(k)]
 		if a == nil {
 			a = &agg{key: k}
@@ -292,44 +393,85 @@ func (d *demo) batch(ctx context.Context) error {
 	for i, a := range order {
 		keys[i] = a.key
 	}
-	cur, err := strata.GetMany(ctx, d.store, keys)
+	cur, found, err := d.windows.GetMany(ctx, keys)
 	if err != nil {
 		return err
 	}
-	entries := make([]strata.Entry, 0, len(order)+1)
+	next := d.offset + uint64(d.cfg.batch)
+	b := &strata.WriteBatch{ID: binary.BigEndian.AppendUint64(nil, next)}
+	if d.lease != nil {
+		b.If(locks.FenceAt(d.lease, d.fenceKey))
+	}
+	if d.offset == 0 {
+		b.IfAbsent(d.offsetKey)
+	} else {
+		b.IfEqual(d.offsetKey, binary.BigEndian.AppendUint64(nil, d.offset))
+	}
+	added := 0
 	for i, a := range order {
 		st := a.state
-		if cur[i] != nil {
-			old, err := d.windows.Decode(cur[i])
-			if err != nil {
-				return fmt.Errorf("window %s: %w", a.key, err)
-			}
-			old.Count += st.Count
-			old.Sum += st.Sum
-			st = old
+		if found[i] {
+			st = cur[i]
+			st.Count += a.state.Count
+			st.Sum += a.state.Sum
 		} else {
-			d.nWindows++
+			added++
 		}
-		b, err := d.windows.Append(nil, st)
-		if err != nil {
+		if err := d.windows.AddPut(b, a.key, st, strata.NoExpiry); err != nil {
 			return err
 		}
-		entries = append(entries, strata.Entry{Key: a.key, Value: b, TTL: strata.NoExpiry})
 	}
-	next := d.offset + uint64(d.cfg.batch)
-	entries = append(entries, strata.Entry{Key: offsetKey, Value: binary.BigEndian.AppendUint64(nil, next), TTL: strata.NoExpiry})
-	if err := strata.PutMany(ctx, d.store, entries); err != nil {
+	b.Put(d.offsetKey, b.ID, strata.NoExpiry)
+	if err := d.commit(ctx, b, next); err != nil {
 		return err
 	}
 	d.offset = next
+	d.nWindows += int64(added)
 	return nil
 }
 
-func (d *demo) checkpoint(ctx context.Context) error {
-	m, err := d.coord.Checkpoint(ctx)
-	if errors.Is(err, checkpoint.ErrTooSoon) {
-		return nil
+// commit applies b, which moves the offset to next. A commit under way
+// when ctx ends is finished under its own deadline: the batch's state and
+// offset land together or not at all. A commit whose outcome is unknown
+// (its reply lost) is settled by reading the offset back: moved to next,
+// it was applied; unmoved, it is sent again (its condition on the offset
+// keeps it from applying twice).
+func (d *demo) commit(ctx context.Context, b *strata.WriteBatch, next uint64) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		err := strata.Commit(cctx, d.store, b)
+		if !errors.Is(err, strata.ErrIndeterminate) {
+			if errors.Is(err, strata.ErrConflict) && !errors.Is(err, strata.ErrFenced) {
+				return fmt.Errorf("the offset moved under the job (another writer without the lease?): %w", err)
+			}
+			return err
+		}
+		off, _, rerr := d.readOffset(cctx)
+		switch {
+		case rerr != nil:
+			return errors.Join(err, rerr)
+		case off == next:
+			return nil
+		case off != d.offset:
+			return fmt.Errorf("the offset moved to %d under the job: %w", off, err)
+		}
+		fmt.Fprintf(d.out, "commit at offset %d: outcome unknown, retrying: %v\n", next, err)
+		select {
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond):
+		case <-cctx.Done():
+			return err
+		}
 	}
+}
+
+// checkpoint takes an aligned checkpoint at the current offset.
+func (d *demo) checkpoint(ctx context.Context) error {
+	cut := checkpoint.Cut{Offset: strconv.FormatUint(d.offset, 10)}
+	if d.lease != nil {
+		cut.FenceKey, cut.Token = d.fenceKey, d.lease.Token()
+	}
+	m, err := d.coord.CheckpointAt(ctx, cut)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -362,27 +504,35 @@ func orNone(s string) string {
 // report checks that the windows hold exactly the events read so far, as
 // exactly-once processing promises, and prints the totals.
 func (d *demo) report(ctx context.Context) error {
+	var keys [][]byte
+	for k, err := range d.store.Keys(ctx, d.windowPrefix()) {
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	keys = slices.CompactFunc(keys, bytes.Equal) // Redis SCAN may repeat a key
 	var total uint64
-	n := 0
-	for k, err := range d.store.Keys(ctx, []byte("window/")) {
+	for chunk := range slices.Chunk(keys, 1000) {
+		ws, found, err := d.windows.GetMany(ctx, chunk)
 		if err != nil {
 			return err
 		}
-		v, err := d.store.Get(ctx, k)
-		if err != nil {
-			return err
+		for i, w := range ws {
+			if found[i] {
+				total += w.Count
+			}
 		}
-		w, err := d.windows.Decode(v)
-		if err != nil {
-			return fmt.Errorf("window %s: %w", k, err)
-		}
-		total += w.Count
-		n++
+	}
+	offset, _, err := d.readOffset(ctx)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(d.out, "stopped at offset %d (%d events this run); %d windows hold %d events; last checkpoint %s\n",
-		d.offset, d.offset-d.started, n, total, orNone(d.lastCkpt))
-	if total != d.offset {
-		return fmt.Errorf("windows hold %d events but the offset is %d: exactly-once broken", total, d.offset)
+		offset, offset-d.started, len(keys), total, orNone(d.lastCkpt))
+	if total != offset {
+		return fmt.Errorf("windows hold %d events but the offset is %d: exactly-once broken", total, offset)
 	}
 	return nil
 }
