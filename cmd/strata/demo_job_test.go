@@ -269,4 +269,3 @@ func TestDemoTakeover(t *testing.T) {
 		t.Fatalf("after the takeover: windows hold %d events, offset %d (taken over at %d)", total, offset, taken)
 	}
 }
-
