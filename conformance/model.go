@@ -237,7 +237,31 @@ func (m *model) actions() map[string]func(*rapid.T) {
 			}
 		}
 	}
+	if e.has(Commit) && !e.h.SingleSlotCommits {
+		a["Commit"] = m.commitAction
+	}
 	if e.has(Expiry) {
+		a["GetManyWithTTL"] = func(rt *rapid.T) {
+			keys := m.drawKeys(rt)
+			got, err := strata.GetManyWithTTL(e.ctx, e.s, keys)
+			if err != nil || len(got) != len(keys) {
+				rt.Fatalf("GetManyWithTTL(%q) = %d entries, %v", keys, len(got), err)
+			}
+			for i, k := range keys {
+				en, ok := m.live(string(k))
+				g := got[i]
+				if ok != (g.Value != nil) || (ok && string(g.Value) != en.value) {
+					rt.Fatalf("GetManyWithTTL[%q] = %q (nil %v), model has %q (present %v)", k, g.Value, g.Value == nil, en.value, ok)
+				}
+				switch {
+				case !ok:
+				case en.exp == 0 && g.TTL != strata.NoExpiry:
+					rt.Fatalf("GetManyWithTTL[%q] TTL = %v, want NoExpiry", k, g.TTL)
+				case en.exp != 0 && m.e.clock != nil && g.TTL != strata.Remaining(m.now(), en.exp):
+					rt.Fatalf("GetManyWithTTL[%q] TTL = %v, want %v", k, g.TTL, strata.Remaining(m.now(), en.exp))
+				}
+			}
+		}
 		a["TTL"] = func(rt *rapid.T) {
 			k, _, _ := m.draw(rt)
 			got, err := strata.TTL(e.ctx, e.s, k)
@@ -265,6 +289,66 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		}
 	}
 	return a
+}
+
+// commitAction commits a random batch of puts and deletes with random
+// conditions, and checks that it applied exactly when the model says every
+// condition holds, and otherwise failed on the first that does not.
+func (m *model) commitAction(rt *rapid.T) {
+	e := m.e
+	b := new(strata.WriteBatch)
+	for range rapid.IntRange(0, 2).Draw(rt, "conditions") {
+		k, v, _ := m.draw(rt)
+		en, present := m.live(string(k))
+		switch rapid.IntRange(0, 2).Draw(rt, "kind") {
+		case 0:
+			b.IfAbsent(k)
+		case 1: // the current value, when there is one
+			if present {
+				v = []byte(en.value)
+			}
+			b.IfEqual(k, v)
+		default:
+			b.IfEqual(k, v)
+		}
+	}
+	for range rapid.IntRange(0, 4).Draw(rt, "writes") {
+		k, v, ttl := m.draw(rt)
+		if rapid.Bool().Draw(rt, "delete") {
+			b.Delete(k)
+		} else {
+			b.Put(k, v, ttl)
+		}
+	}
+	failed := -1
+	for i, c := range b.Conditions {
+		en, present := m.live(string(c.Key))
+		holds := !present
+		if c.Kind == strata.CondEqual {
+			holds = present && en.value == string(c.Value)
+		}
+		if !holds {
+			failed = i
+			break
+		}
+	}
+	err := strata.Commit(e.ctx, e.s, b)
+	var ce *strata.ConflictError
+	switch {
+	case failed < 0 && err != nil:
+		rt.Fatalf("Commit(%+v): %v; the model says every condition holds", b, err)
+	case failed >= 0 && (!errors.As(err, &ce) || ce.Index != failed):
+		rt.Fatalf("Commit(%+v) = %v; the model says condition %d fails", b, err, failed)
+	case failed >= 0:
+		return
+	}
+	for _, w := range b.Writes {
+		if w.Delete {
+			delete(m.m, string(w.Key))
+		} else {
+			m.set(string(w.Key), string(w.Value), w.TTL)
+		}
+	}
 }
 
 func (m *model) checkGet(rt *rapid.T, key string) {
