@@ -56,6 +56,11 @@ type Options struct {
 	// Replace.
 	Mode Mode
 
+	// ForceRestore makes Restore and RestoreLatest restore a checkpoint
+	// whose cut is older than the store's fence (see ErrStale). Default
+	// false.
+	ForceRestore bool
+
 	// Aligned makes the job, not a timer, decide when checkpoints happen,
 	// so that each one is a consistent cut of the job's state: between two
 	// of its commits, the job asks Due and, when it reports true, calls
@@ -142,7 +147,7 @@ func (o *Options) writerOptions(id string, cut *Cut) *WriterOptions {
 }
 
 func (o *Options) restoreOptions() *RestoreOptions {
-	return &RestoreOptions{Mode: o.Mode, BatchSize: o.BatchSize, Limits: o.Limits, Clock: o.Clock}
+	return &RestoreOptions{Mode: o.Mode, BatchSize: o.BatchSize, Limits: o.Limits, Clock: o.Clock, Force: o.ForceRestore}
 }
 
 // Stats are a Coordinator's counters (the seed's CheckpointStats).

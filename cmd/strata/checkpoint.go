@@ -145,6 +145,7 @@ func newCheckpointRestore() *cobra.Command {
 	var (
 		f     checkpointFlags
 		merge bool
+		force bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [ID]",
@@ -152,11 +153,14 @@ func newCheckpointRestore() *cobra.Command {
 		Long: `restore verifies the checkpoint, then writes its entries into --store with
 their remaining TTLs (expired ones are skipped). Without an ID it restores
 the newest valid checkpoint and names the damaged newer ones it skipped. By
-default the store is cleared first (replace); --merge keeps other keys.`,
+default the store is cleared first (replace); --merge keeps other keys.
+A checkpoint of a job's cut is refused over a store whose fence holds a
+newer token (a newer leader has committed since); --force restores it
+anyway, rolling that state back.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
-				opts := &checkpoint.Options{Dir: f.dir}
+				opts := &checkpoint.Options{Dir: f.dir, ForceRestore: force}
 				if merge {
 					opts.Mode = checkpoint.Merge
 				}
@@ -184,6 +188,7 @@ default the store is cleared first (replace); --merge keeps other keys.`,
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&merge, "merge", false, "keep the store's other keys instead of clearing it first")
+	cmd.Flags().BoolVar(&force, "force", false, "restore a checkpoint older than the store's fence")
 	return cmd
 }
 
@@ -225,6 +230,12 @@ func newCheckpointInspect() *cobra.Command {
 				bytesHuman(m.RawBytes), bytesHuman(m.CompressedBytes), m.Compression, m.Checksum)
 			for k, v := range m.Labels {
 				fmt.Fprintf(w, "label %s\t%s\n", k, v)
+			}
+			if m.Cut != nil {
+				fmt.Fprintf(w, "cut offset\t%s\n", m.Cut.Offset)
+				if len(m.Cut.FenceKey) > 0 {
+					fmt.Fprintf(w, "cut fence\t%s token %d\n", strata.QuoteKey(m.Cut.FenceKey), m.Cut.Token)
+				}
 			}
 			w.Flush()
 			if records <= 0 {
