@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -36,11 +35,6 @@ else
   redis.call('SET', KEYS[1], ARGV[3])
 end
 return 1`)
-
-// getTTLScript: KEYS[1] the key. Returns nil, or {value, pttl}.
-var getTTLScript = newScript(`local v = redis.call('GET', KEYS[1])
-if not v then return false end
-return {v, redis.call('PTTL', KEYS[1])}`)
 
 // onceCmd is a command go-redis must not send twice: its NoRetry stops
 // go-redis's own retry loops (standalone and Cluster) from resending it
@@ -232,19 +226,4 @@ func (s *Store) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Durati
 	v := bytesOf(get.Val())
 	s.stats.Hit(len(v))
 	return v, ttl, nil
-}
-
-// valueTTL decodes a reply of getTTLScript.
-func valueTTL(reply any) (value []byte, ttl time.Duration, ok bool, err error) {
-	arr, isArr := reply.([]any)
-	if !isArr || len(arr) != 2 {
-		return nil, 0, false, fmt.Errorf("%w: unexpected script reply %T", strata.ErrCorrupt, reply)
-	}
-	str, isStr := arr[0].(string)
-	ms, isInt := arr[1].(int64)
-	if !isStr || !isInt {
-		return nil, 0, false, fmt.Errorf("%w: unexpected script reply [%T %T]", strata.ErrCorrupt, arr[0], arr[1])
-	}
-	ttl, ok = ttlOf(ms)
-	return bytesOf(str), ttl, ok, nil
 }

@@ -350,16 +350,32 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 			return nil, s.err("get_many_with_ttl", k, err)
 		}
 	}
+	start := time.Now()
+	ctx, st := s.begin(ctx)
+	out, err := s.readWithTTL(ctx, keys)
+	s.latency.observe(start)
+	if err != nil {
+		return nil, s.fail(ctx, "get_many_with_ttl", nil, st, err, false)
+	}
+	hits, n := 0, 0
+	for _, e := range out {
+		if e.Value != nil {
+			hits++
+			n += len(e.Value)
+		}
+	}
+	s.stats.Reads(len(keys), hits, n)
+	return out, nil
+}
+
+// readWithTTL reads the value and TTL of each key (without KeyPrefix) with
+// getManyTTLScript, as GetManyWithTTL describes. Entry i has Key keys[i];
+// its Value is nil when the key is absent.
+func (s *Store) readWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
 	out := make([]strata.Entry, len(keys))
 	for i, k := range keys {
 		out[i].Key = k
 	}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	start := time.Now()
-	ctx, st := s.begin(ctx)
-	hits, n := 0, 0
 	err := s.chunks(len(keys), func(lo, hi int) error {
 		chunk := keys[lo:hi]
 		gs := s.groups(chunk)
@@ -377,6 +393,8 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 		}
 		err := s.exec(ctx, cmds)
 		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The server lost the script (restart, SCRIPT FLUSH): send
+			// it by source.
 			for i := range gs {
 				call(i, "eval", getManyTTLScript.src)
 			}
@@ -394,21 +412,13 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 				str, ok := vals[2*j].(string)
 				ms, _ := vals[2*j+1].(int64)
 				ttl, live := ttlOf(ms)
-				if !ok || !live {
-					continue
+				if ok && live {
+					out[lo+idx].Value = bytesOf(str)
+					out[lo+idx].TTL = ttl
 				}
-				out[lo+idx].Value = bytesOf(str)
-				out[lo+idx].TTL = ttl
-				hits++
-				n += len(str)
 			}
 		}
 		return nil
 	})
-	s.latency.observe(start)
-	if err != nil {
-		return nil, s.fail(ctx, "get_many_with_ttl", nil, st, err, false)
-	}
-	s.stats.Reads(len(keys), hits, n)
-	return out, nil
+	return out, err
 }

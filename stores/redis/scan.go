@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -173,7 +172,7 @@ func (s *Store) Snapshot(ctx context.Context) (strata.Snapshot, error) {
 	}
 	ctx, st := s.begin(ctx)
 	load := func(ctx context.Context, c *goredis.Client) error {
-		return s.nodeDo(ctx, st, goredis.NewStringCmd(ctx, "script", "load", getTTLScript.src), c)
+		return s.nodeDo(ctx, st, goredis.NewStringCmd(ctx, "script", "load", getManyTTLScript.src), c)
 	}
 	var err error
 	switch {
@@ -182,7 +181,7 @@ func (s *Store) Snapshot(ctx context.Context) (strata.Snapshot, error) {
 	case s.ring != nil:
 		err = s.ring.ForEachShard(ctx, load)
 	default:
-		err = s.c.Process(ctx, goredis.NewStringCmd(ctx, "script", "load", getTTLScript.src))
+		err = s.c.Process(ctx, goredis.NewStringCmd(ctx, "script", "load", getManyTTLScript.src))
 	}
 	if err != nil {
 		return nil, s.fail(ctx, "snapshot", nil, st, err, false)
@@ -248,46 +247,25 @@ func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata
 	}
 }
 
-// readEntries reads the value and TTL of each Redis key with
-// getTTLScript, pipelined; keys gone since the scan are skipped.
+// readEntries reads the value and TTL of each Redis key (KeyPrefix
+// included) with readWithTTL; keys gone since the scan are skipped.
 func (s *Store) readEntries(ctx context.Context, keys []string) ([]strata.Entry, error) {
 	if s.closed.Load() {
 		return nil, strata.ErrClosed
 	}
 	ctx, st := s.begin(ctx)
-	cmds := make([]*goredis.Cmd, len(keys))
-	run := make([]goredis.Cmder, len(keys))
+	ks := make([][]byte, len(keys))
 	for i, k := range keys {
-		cmds[i] = goredis.NewCmd(ctx, "evalsha", getTTLScript.sha, 1, k)
-		run[i] = cmds[i]
+		ks[i] = bytesOf(k[len(s.prefix):])
 	}
-	err := s.exec(ctx, run)
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server lost the script (restart, SCRIPT FLUSH): run those
-		// commands again by source.
-		run = run[:0]
-		for i, c := range cmds {
-			if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				cmds[i] = goredis.NewCmd(ctx, "eval", getTTLScript.src, 1, keys[i])
-				run = append(run, cmds[i])
-			}
-		}
-		err = s.exec(ctx, run)
-	}
+	es, err := s.readWithTTL(ctx, ks)
 	if err != nil {
 		return nil, s.fail(ctx, "snapshot", nil, st, err, false)
 	}
-	out := make([]strata.Entry, 0, len(keys))
-	for i, c := range cmds {
-		if errors.Is(c.Err(), goredis.Nil) {
-			continue
-		}
-		v, ttl, ok, err := valueTTL(c.Val())
-		if err != nil {
-			return nil, s.fail(ctx, "snapshot", []byte(keys[i]), st, err, false)
-		}
-		if ok {
-			out = append(out, strata.Entry{Key: bytesOf(keys[i][len(s.prefix):]), Value: v, TTL: ttl})
+	out := es[:0]
+	for _, e := range es {
+		if e.Value != nil {
+			out = append(out, e)
 		}
 	}
 	return out, nil
