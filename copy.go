@@ -159,6 +159,7 @@ func missing(ctx context.Context, dst Store, batch []Entry) ([]Entry, error) {
 // VerifyResult counts what [Verify] compared.
 type VerifyResult struct {
 	Checked   int64    // source entries compared
+	Expired   int64    // of those, absent from the destination because their TTL ran out meanwhile
 	Missing   int64    // absent from the destination
 	Different int64    // present with another value
 	TTLDiff   int64    // same value, TTLs further apart than the tolerance
@@ -170,7 +171,11 @@ func (r VerifyResult) OK() bool { return r.Missing == 0 && r.Different == 0 && r
 
 // String summarizes the counts for a report line.
 func (r VerifyResult) String() string {
-	return fmt.Sprintf("%d checked, %d missing, %d different, %d with TTLs apart", r.Checked, r.Missing, r.Different, r.TTLDiff)
+	s := fmt.Sprintf("%d checked, %d missing, %d different, %d with TTLs apart", r.Checked, r.Missing, r.Different, r.TTLDiff)
+	if r.Expired > 0 {
+		s += fmt.Sprintf(" (%d expired while being compared)", r.Expired)
+	}
+	return s
 }
 
 // ErrMismatch is returned by [Verify] when the destination differs from the
@@ -180,7 +185,10 @@ var ErrMismatch = errors.New("strata: destination differs from source")
 // Verify compares every live entry of src (under opts.Prefix) with dst:
 // values byte for byte, and TTLs within opts.TTLTolerance when both stores
 // are [Expirer]s. It returns an error matching ErrMismatch when anything
-// differs. Keys present only in dst are not reported.
+// differs. Keys present only in dst are not reported. An entry whose TTL
+// (as read from src, less TTLTolerance) has run out by the time dst is read
+// is expected to be gone from both: if dst lacks it, it counts as Expired,
+// not Missing.
 func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResult, error) {
 	o := opts.withDefaults()
 	var r VerifyResult
@@ -191,6 +199,10 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 	defer sn.Close()
 	dstTTL, checkTTL := dst.(Expirer)
 	batch := make([]Entry, 0, o.BatchSize)
+	// ends[i] is when batch[i] expires by the source's count (zero: never);
+	// reads[i] is when it was read.
+	ends := make([]time.Time, 0, o.BatchSize)
+	reads := make([]time.Time, 0, o.BatchSize)
 	note := func(k []byte) {
 		if len(r.Examples) < 10 {
 			r.Examples = append(r.Examples, k)
@@ -205,9 +217,15 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 		if err != nil {
 			return fmt.Errorf("verify: reading the destination: %w", err)
 		}
+		now := time.Now()
+		gone := func(i int) bool {
+			return !ends[i].IsZero() && !now.Before(ends[i].Add(-o.TTLTolerance))
+		}
 		for i, e := range batch {
 			r.Checked++
 			switch {
+			case have[i] == nil && gone(i):
+				r.Expired++
 			case have[i] == nil:
 				r.Missing++
 				note(e.Key)
@@ -219,20 +237,29 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return fmt.Errorf("verify: TTL in the destination: %w", err)
 				}
-				if !ttlClose(e.TTL, got, o.TTLTolerance) {
+				if errors.Is(err, ErrNotFound) && gone(i) {
+					r.Expired++ // expired between the read and the TTL
+					continue
+				}
+				if !ttlClose(remaining(e.TTL, reads[i]), got, o.TTLTolerance) {
 					r.TTLDiff++
 					note(e.Key)
 				}
 			}
 		}
-		batch = batch[:0]
+		batch, ends, reads = batch[:0], ends[:0], reads[:0]
 		return nil
 	}
 	for e, err := range sn.Entries(ctx, o.Prefix) {
 		if err != nil {
 			return r, fmt.Errorf("verify: reading the source: %w", err)
 		}
-		batch = append(batch, e)
+		now := time.Now()
+		var end time.Time
+		if e.TTL != NoExpiry {
+			end = now.Add(e.TTL)
+		}
+		batch, ends, reads = append(batch, e), append(ends, end), append(reads, now)
 		if len(batch) == o.BatchSize {
 			if err := check(); err != nil {
 				return r, err
@@ -248,6 +275,14 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 		return r, fmt.Errorf("%w: %s", ErrMismatch, r)
 	}
 	return r, nil
+}
+
+// remaining returns what is left at now of ttl, read at read.
+func remaining(ttl time.Duration, read time.Time) time.Duration {
+	if ttl == NoExpiry {
+		return ttl
+	}
+	return ttl - time.Since(read)
 }
 
 // ttlClose reports whether two TTLs agree: both NoExpiry, or both finite

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/stores/memory"
 )
 
@@ -121,5 +122,52 @@ func TestCopyProgressETA(t *testing.T) {
 	}
 	if (strata.CopyProgress{Read: 1, Total: -1, Elapsed: time.Second}).ETA() != 0 {
 		t.Fatal("ETA without a total is not 0")
+	}
+}
+
+// slowReads delays every Get of its store until ready returns true (it has
+// only the Store methods: Verify reads it with Get).
+type slowReads struct {
+	strata.Store
+	t     testing.TB
+	ready func() bool
+}
+
+func (s slowReads) Get(ctx context.Context, key []byte) ([]byte, error) {
+	wait.For(s.t, 5*time.Second, "the entry to expire", s.ready)
+	return s.Store.Get(ctx, key)
+}
+
+// TestVerifyExpiredMeanwhile: an entry that expires in both stores between
+// Verify's read of the source and its read of the destination is not
+// reported missing (a faithful copy of a dedup set with short TTLs).
+func TestVerifyExpiredMeanwhile(t *testing.T) {
+	ctx := t.Context()
+	src, dst := memory.New(nil), memory.New(nil)
+	defer src.Close()
+	defer dst.Close()
+	for _, s := range []strata.Store{src, dst} {
+		if err := s.Put(ctx, []byte("seen/1"), []byte("x"), 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, []byte("keep"), []byte("v"), strata.NoExpiry); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func() bool {
+		_, err := dst.Get(ctx, []byte("seen/1"))
+		return errors.Is(err, strata.ErrNotFound)
+	}
+	r, err := strata.Verify(ctx, slowReads{dst, t, gone}, src, &strata.CopyOptions{TTLTolerance: 10 * time.Millisecond})
+	if err != nil || r.Checked != 2 || r.Expired != 1 || r.Missing != 0 || !r.OK() {
+		t.Fatalf("Verify = %+v, %v; want 2 checked, 1 expired meanwhile, none missing", r, err)
+	}
+	// A key missing from the destination long before its TTL runs out is
+	// still missing.
+	if err := src.Put(ctx, []byte("seen/2"), []byte("x"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := strata.Verify(ctx, dst, src, nil); !errors.Is(err, strata.ErrMismatch) || r.Missing != 1 {
+		t.Fatalf("Verify with a key missing = %+v, %v", r, err)
 	}
 }
