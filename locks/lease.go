@@ -131,10 +131,16 @@ func (l *ManagedLease) Token() uint64 { return l.token }
 // Done returns a channel closed when the lease ends.
 func (l *ManagedLease) Done() <-chan struct{} { return l.done }
 
-// Err returns why the lease ended, or nil while it is held.
+// Err returns why the lease ended, or nil while it is held. A lease whose
+// validity has run out is lost from that instant, even if its expiry timer
+// has not fired yet (a process stopped past the TTL wakes up before its
+// timers run): Err ends it then and reports it.
 func (l *ManagedLease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err == nil && l.state != stateEnded && !time.Now().Before(l.validUntil) {
+		l.expireLocked()
+	}
 	return l.err
 }
 
@@ -205,6 +211,11 @@ func (l *ManagedLease) closeDoneLocked(err error) {
 func (l *ManagedLease) expire() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.expireLocked()
+}
+
+// expireLocked ends the lease as lost if its validity has run out.
+func (l *ManagedLease) expireLocked() {
 	if l.state == stateEnded || time.Now().Before(l.validUntil) {
 		return // renewed meanwhile: the timer was reset
 	}

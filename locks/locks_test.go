@@ -560,3 +560,23 @@ func TestInstrument(t *testing.T) {
 		return l.Stats().Released == 1 && l.Stats().Held == 0
 	})
 }
+
+// TestLeaseErrAfterPause: a lease whose validity ran out while the process
+// did not run (SIGSTOP, a long GC pause) reports ErrLost from Err at once,
+// before its expiry timer gets to fire.
+func TestLeaseErrAfterPause(t *testing.T) {
+	b := &scripted{}
+	// Acquired an hour ago for a minute: the validity has run out, and the
+	// timer that would notice has not run yet.
+	l := locks.NewLease(locks.LeaseConfig{Name: "n", Token: 7, TTL: time.Minute, Backend: "test", Lock: b,
+		Sent: time.Now().Add(-time.Hour), Options: &locks.Options{DisableRenewal: true}})
+	if err := l.Err(); !errors.Is(err, locks.ErrLost) {
+		t.Fatalf("Err() of a lease past its validity = %v, want ErrLost", err)
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("Err reported the loss but Done is open")
+	}
+	wait.For(t, 10*time.Second, "Abandon", func() bool { _, _, a := b.counts(); return a == 1 })
+}
