@@ -41,10 +41,10 @@ const (
 )
 
 // Config describes a connection to Redis, standalone or Cluster, and the
-// store on top of it: everything the seed's [state.redis] section held. The
-// zero value of every field but URL means its documented default; Validate
-// explains every bad value. Load one from TOML with [LoadTOML] or
-// [DecodeTOML], from a URL with [ParseURL].
+// store on top of it. The zero value of every field but URL means its
+// documented default; Validate explains every bad value. Build one by
+// hand or from a URL with [ParseURL]; in a config file (package config),
+// the [state.redis] table's keys are the toml tags of the fields.
 //
 // Config's String method (used by %v and %+v) redacts the password.
 type Config struct {
@@ -408,7 +408,7 @@ func (c *Config) mergeQuery(u *url.URL) error {
 	v := u.Query()
 	for _, name := range []string{"tls_insecure_skip_verify", "insecure_skip_verify", "skip_verify"} {
 		if v.Has(name) {
-			errs = append(errs, fmt.Errorf("parameter %q: refused: a URL cannot turn off certificate verification; set Config.TLSInsecureSkipVerify (tls_insecure_skip_verify in the TOML) on purpose", name))
+			errs = append(errs, fmt.Errorf("parameter %q: refused: a URL cannot turn off certificate verification; set Config.TLSInsecureSkipVerify (tls_insecure_skip_verify in a config file) on purpose", name))
 			v.Del(name)
 		}
 	}

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/stores/redis"
 )
 
@@ -112,7 +111,7 @@ func TestConfigRedaction(t *testing.T) {
 	}
 }
 
-const seedTOML = `
+const fileTOML = `
 [state]
 backend = "redis"
 
@@ -133,12 +132,21 @@ tls = false
 pipeline_batch_size = 500
 
 [checkpoint]
-dir = "/var/lib/app/checkpoints"
+checkpoint_dir = "/var/lib/app/checkpoints"
 `
 
-func TestLoadTOML(t *testing.T) {
-	c, err := redis.LoadTOML([]byte(seedTOML))
-	noErr(t, "LoadTOML", err)
+// fileConfig returns the Config of a config file's [state.redis] table.
+func fileConfig(doc string, env map[string]string) (redis.Config, error) {
+	c, err := config.Parse([]byte(doc), func(k string) string { return env[k] })
+	if err != nil {
+		return redis.Config{}, err
+	}
+	return redis.ConfigOf(c.Section("redis"))
+}
+
+func TestConfigFile(t *testing.T) {
+	c, err := fileConfig(fileTOML, nil)
+	noErr(t, "fileConfig", err)
 	want := redis.Config{
 		URL: "redis://:s3cret@cache.internal:6379/0", KeyPrefix: "stream:", DefaultTTL: 24 * time.Hour,
 		PoolMinConns: 2, PoolMaxConns: 32, ConnectTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond,
@@ -146,48 +154,33 @@ func TestLoadTOML(t *testing.T) {
 		RetryMaxBackoff: time.Second, PipelineBatchSize: 500,
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Fatalf("LoadTOML =\n%v\nwant\n%v", c, want)
+		t.Fatalf("fileConfig =\n%v\nwant\n%v", c, want)
+	}
+	// REDIS_URL replaces the url; [state] default_ttl applies when the
+	// table sets none.
+	c, err = fileConfig("[state]\nbackend = \"redis\"\ndefault_ttl = \"1h\"\n[state.redis]\nurl = \"redis://h\"\n",
+		map[string]string{"REDIS_URL": "redis://from-env:6380/1"})
+	noErr(t, "fileConfig with REDIS_URL", err)
+	if c.URL != "redis://from-env:6380/1" || c.DefaultTTL != time.Hour {
+		t.Fatalf("fileConfig with REDIS_URL = %v", c)
 	}
 	for _, bad := range []struct{ doc, want string }{
 		{"[state.redis]\nurl = \"redis://h\"\nread_timout = \"1s\"\n", `state.redis.read_timout: unknown key`},
-		{"[state.redis]\nurl = \"redis://h\"\nread_timeout = 5\n", `state.redis.read_timeout: 5 is a int64; want a quoted duration`},
-		{"[state.redis]\nurl = \"redis://h\"\nread_timeout = \"5 seconds\"\n", `state.redis.read_timeout: "5 seconds" is not a duration`},
-		{"[state.redis]\nurl = \"redis://h\"\npool_max_conns = \"many\"\n", "pool_max_conns"},
-		{"[state.redis]\nurl = \"redis://h\"\n[state.redis.tls]\non = true\n", "tls"},
+		{"[state.redis]\nurl = \"redis://h\"\nread_timeout = 5\n", `state.redis.read_timeout: want a quoted duration`},
+		{"[state.redis]\nurl = \"redis://h\"\nread_timeout = \"5 seconds\"\n", `state.redis.read_timeout: "5 seconds" is not a non-negative duration`},
+		{"[state.redis]\nurl = \"redis://h\"\npool_max_conns = \"many\"\n", "state.redis.pool_max_conns: want an integer"},
+		{"[state.redis]\nurl = \"redis://h\"\n[state.redis.tls]\non = true\n", "state.redis.tls: want true or false, not a table"},
 		{"[state.redis]\nurl = \"redis://h\"\nmax_retries = -3\n", "max_retries"},
-		{"[state]\nbackend = \"redis\"\n", "no [state.redis] table"},
+		{"[state]\nbackend = \"redis\"\n", "url: required"},
 		{"[state.redis]\nurl = \"redis://:s3cret@h\npassword = \"s3cret\"\n", "syntax error at line 2"},
+		{"[state.redis]\nurl = \"redis://:s3cret@h:bad/0\"\n", "malformed URL"},
 	} {
-		_, err := redis.LoadTOML([]byte(bad.doc))
+		_, err := fileConfig(bad.doc, nil)
 		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("LoadTOML(%q) = %v, want ErrInvalidConfig mentioning %q", bad.doc, err, bad.want)
+			t.Errorf("fileConfig(%q) = %v, want ErrInvalidConfig mentioning %q", bad.doc, err, bad.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cret") {
-			t.Errorf("LoadTOML error shows the password: %v", err)
+			t.Errorf("fileConfig error shows the password: %v", err)
 		}
-	}
-}
-
-// TestDecodeTOML is how strata.OpenConfig decodes the table inside a
-// document it reads itself.
-func TestDecodeTOML(t *testing.T) {
-	var doc struct {
-		State struct {
-			Backend string         `toml:"backend"`
-			Redis   toml.Primitive `toml:"redis"`
-		} `toml:"state"`
-		Checkpoint struct {
-			Dir string `toml:"dir"`
-		} `toml:"checkpoint"`
-	}
-	md, err := toml.Decode(seedTOML, &doc)
-	noErr(t, "toml.Decode", err)
-	c, err := redis.DecodeTOML(&md, doc.State.Redis)
-	noErr(t, "DecodeTOML", err)
-	if c.KeyPrefix != "stream:" || c.PipelineBatchSize != 500 {
-		t.Fatalf("DecodeTOML = %v", c)
-	}
-	if u := md.Undecoded(); len(u) != 0 {
-		t.Fatalf("keys left undecoded: %v", u)
 	}
 }

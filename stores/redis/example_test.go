@@ -24,26 +24,6 @@ func ExampleParseURL() {
 	// redis.Config{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
 }
 
-func ExampleLoadTOML() {
-	cfg, err := redis.LoadTOML([]byte(`
-[state.redis]
-url = "redis+cluster://10.0.0.1:6379,10.0.0.2:6379"
-key_prefix = "stream:"
-default_ttl = "24h"
-pipeline_batch_size = 500
-`))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(cfg.DefaultTTL, cfg.PipelineBatchSize)
-
-	_, err = redis.LoadTOML([]byte("[state.redis]\nurl = \"redis://h\"\nread_timeout = 5\n"))
-	fmt.Println(err)
-	// Output:
-	// 24h0m0s 500
-	// strata: invalid configuration: redis: state.redis.read_timeout: 5 is a int64; want a quoted duration such as "500ms" or "5s"
-}
-
 func ExampleOpen() {
 	ctx := context.Background()
 	s, err := redis.Open(ctx, redis.Config{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})

@@ -47,15 +47,3 @@ func hasPassword(u, pw string) bool {
 	got, ok := p.User.Password()
 	return ok && strings.Contains(got, pw)
 }
-
-// FuzzLoadTOML: any document either loads or fails with ErrInvalidConfig.
-func FuzzLoadTOML(f *testing.F) {
-	f.Add([]byte("[state.redis]\nurl = \"redis://h:1/0\"\nread_timeout = \"1s\"\n"))
-	f.Add([]byte("[state.redis]\nbogus = 1\n"))
-	f.Add([]byte("[state.redis\n"))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		if _, err := redis.LoadTOML(doc); err != nil && !errors.Is(err, strata.ErrInvalidConfig) {
-			t.Fatalf("LoadTOML = %v, not ErrInvalidConfig", err)
-		}
-	})
-}

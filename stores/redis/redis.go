@@ -1,10 +1,10 @@
 // Package redis is the strata store on Redis: one server, Redis Cluster,
 // TLS and ACL users, through any go-redis v9 client.
 //
-// Create a store with [Open] (from a [Config], built by hand, from TOML
-// with [LoadTOML] or from a URL with [ParseURL]), with strata.Open and one
-// of the registered URL schemes, or with [New] around a go-redis client you
-// already have:
+// Create a store with [Open] (from a [Config], built by hand or from a URL
+// with [ParseURL]), with strata.Open and one of the registered URL
+// schemes, from a config file's [state.redis] table with package config,
+// or with [New] around a go-redis client you already have:
 //
 //	redis://[user:password@]host:6379/0?prefix=app:&read_timeout=500ms
 //	rediss://…                                      (TLS)

@@ -1,0 +1,115 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
+	_ "github.com/strata-kv/strata/stores/all"
+	_ "github.com/strata-kv/strata/tier"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParse(t *testing.T) {
+	doc := `
+[state]
+backend = "memory"
+default_ttl = "1h"
+
+[checkpoint]
+checkpoint_dir = "/var/lib/app/ckpt"
+interval = "30s"
+max_checkpoints = 3
+compress = false
+min_interval = "5s"
+`
+	c, err := config.Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := c.Checkpoint
+	if c.State.Backend != "memory" || c.State.DefaultTTL != time.Hour || cp.Dir != "/var/lib/app/ckpt" || !cp.Enabled ||
+		cp.Interval != 30*time.Second || cp.MaxCheckpoints != 3 || cp.Compress == nil || *cp.Compress || cp.MinInterval != 5*time.Second {
+		t.Fatalf("parsed %v %v", c.State, cp)
+	}
+	s, err := config.Open(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(t.Context(), []byte("k"), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := strata.TTL(t.Context(), s, []byte("k")); err != nil || ttl < 59*time.Minute {
+		t.Fatalf("default_ttl not applied: %v, %v", ttl, err)
+	}
+}
+
+func TestParseEnvOverride(t *testing.T) {
+	env := map[string]string{"CHECKPOINT_DIR": "/from/env"}
+	c, err := config.Parse([]byte("[checkpoint]\ncheckpoint_dir = \"/from/file\"\n"), func(k string) string { return env[k] })
+	if err != nil || c.Checkpoint.Dir != "/from/env" {
+		t.Fatalf("CHECKPOINT_DIR override: %v, %v", c, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{"[state]\nbackend = 1\n", "state.backend: want a string, not an integer"},
+		{"[state]\ncolour = \"blue\"\n", "state.colour: unknown key (accepted: backend, default_ttl"},
+		{"[state]\ndefault_ttl = 5\n", `state.default_ttl: want a quoted duration`},
+		{"[state]\ndefault_ttl = \"soon\"\n", `"soon" is not a non-negative duration`},
+		{"[state]\ndefault_ttl = \"-1s\"\n", `"-1s" is not a non-negative duration`},
+		{"[checkpoint]\nmax_checkpoints = 0\n", "checkpoint.max_checkpoints: 0 is not a positive number"},
+		{"[checkpoint]\nretention = 3\n", "checkpoint.retention: unknown key (accepted: checkpoint_dir, compress"},
+		{"[checkpoint]\ncompress = \"yes\"\n", "checkpoint.compress: want true or false, not a string"},
+		{"[state\npassword = \"hunter2\"\n", "syntax error at line"},
+		{"[bogus]\nx = 1\n", "bogus: unknown table or key"},
+		{"state = 3\n", "state: want a table [state], not an integer"},
+		{"[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://:hunter2@h\"\npassword = 12345\n", "state.redis.password: want a string, not an integer"},
+		{"[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://:hunter2@h:bad\"\n", "redis: url"},
+		{"[state.tier]\nmax_bytes = \"big\"\nttl = 3\n", "state.tier.max_bytes: want an integer"},
+		{"[state.tier]\nmax_bytes = \"big\"\nttl = 3\n", "state.tier.ttl: unknown key (accepted: invalidation, max_bytes"},
+	} {
+		_, err := config.Parse([]byte(c.doc), nil)
+		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%q) = %v; want ErrInvalidConfig mentioning %q", c.doc, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "12345")) {
+			t.Errorf("error shows a secret: %v", err)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{"[state]\nbackend = \"cassandra\"\n", `state.backend "cassandra" is unknown (accepted: memory, bolt, pebble, redis)`},
+		{"[state]\nbackend = \"pebble\"\n", "state.path is required"},
+		{"[state]\nurl = \"mem://\"\nbackend = \"memory\"\n", "state.url excludes"},
+		{"[state.nosuch]\nx = 1\n", "unknown table [state.nosuch]"},
+	} {
+		cfg, err := config.Parse([]byte(c.doc), nil)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", c.doc, err)
+		}
+		s, err := config.Open(t.Context(), cfg)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v; want ErrInvalidConfig mentioning %q", c.doc, err, c.want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, err := config.Load(t.TempDir() + "/nosuch.toml"); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Fatalf("Load of a missing file = %v", err)
+	}
+}
