@@ -23,7 +23,7 @@ import (
 func BenchmarkStore(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
 	conformance.BenchmarkStore(b, conformance.Harness{Open: func(tb testing.TB, o conformance.Options) strata.Store {
-		s, err := redis.Open(tb.Context(), redis.Config{URL: r.URL(), KeyPrefix: fmt.Sprintf("b%d:", seq.Add(1))})
+		s, err := redis.Open(tb.Context(), &redis.Options{URL: r.URL(), KeyPrefix: fmt.Sprintf("b%d:", seq.Add(1))})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func compare(b *testing.B, port int, unit string, conc, perOp int, op func(i int
 // figures and ratio come from interleaved rounds (see compare).
 func BenchmarkVsRedisBenchmark(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL(), PoolMaxConns: 50})
+	s, err := redis.Open(b.Context(), &redis.Options{URL: r.URL(), PoolSize: 50})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func BenchmarkVsRedisBenchmark(b *testing.B) {
 // command, as BenchmarkVsRedisBenchmark does.
 func BenchmarkPutManyTTL(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL()})
+	s, err := redis.Open(b.Context(), &redis.Options{URL: r.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}

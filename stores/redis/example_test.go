@@ -13,20 +13,20 @@ import (
 )
 
 func ExampleParseURL() {
-	cfg, err := redis.ParseURL("rediss://app:secret@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5")
+	opts, err := redis.ParseURL("rediss://app:secret@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(cfg.KeyPrefix, cfg.ReadTimeout, cfg.MaxRetries, cfg.TLS)
-	fmt.Println(cfg) // the password is redacted
+	fmt.Println(opts.KeyPrefix, opts.ReadTimeout, opts.MaxRetries, opts.TLS)
+	fmt.Println(opts) // the password is redacted
 	// Output:
 	// orders: 250ms 5 true
-	// redis.Config{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
+	// redis.Options{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
 }
 
 func ExampleOpen() {
 	ctx := context.Background()
-	s, err := redis.Open(ctx, redis.Config{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})
+	s, err := redis.Open(ctx, &redis.Options{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})
 	if err != nil {
 		log.Fatal(err) // matches strata.ErrUnavailable when the server does not answer
 	}

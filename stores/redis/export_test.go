@@ -9,5 +9,6 @@ var Slot = slot
 // them: the store's hooks see every node a cluster client will use.
 var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { return newStore(c, o, true) }
 
-// ConfigOf is configOf: the Config of a config file's [state.redis] table.
-var ConfigOf = configOf
+// OptionsOf is optionsOf: the Options of a config file's [state.redis]
+// table.
+var OptionsOf = optionsOf

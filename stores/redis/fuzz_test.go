@@ -10,7 +10,7 @@ import (
 	"github.com/strata-kv/strata/stores/redis"
 )
 
-// FuzzParseURL: any string either parses into a Config that validates, or
+// FuzzParseURL: any string either parses into Options that validate, or
 // fails with ErrInvalidConfig, never panics, and never echoes the password.
 func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{
@@ -32,7 +32,7 @@ func FuzzParseURL(f *testing.F) {
 			return
 		}
 		if hasPassword(u, "hunter2") && strings.Contains(cfg.String(), "hunter2") {
-			t.Fatalf("Config.String shows the password: %s", cfg)
+			t.Fatalf("Options.String shows the password: %s", cfg)
 		}
 	})
 }
