@@ -1,7 +1,7 @@
 // Package config reads a process's config.toml and opens the store and
 // the checkpoints it describes.
 //
-// The layout:
+// Two layouts are read: strata's own,
 //
 //	[state]
 //	backend = "redis"               # memory (default), bolt, pebble, redis
@@ -24,12 +24,39 @@
 //	compress = true
 //	min_interval = "10s"
 //
-// Durations are quoted strings such as "500ms" or "1h". An unknown key or
-// table, or a value of the wrong type, is an error that names the key and
-// what it accepts.
+// and the layout of the stream processors whose state layer strata
+// replaces, as their operators have it in production (docs/config.md in
+// the repository shows the whole file). Its keys mean what they meant
+// there:
+//
+//	its key                         strata's spelling
+//	[state.redis]
+//	urls = ["redis://h1:6379", …]   url: the seed nodes, a cluster when cluster_mode = true, else one server
+//	default_ttl_secs = 3600         default_ttl = "1h"
+//	min_connections = 10            pool_min_conns
+//	max_connections = 50            pool_max_conns
+//	connect_timeout_secs = 5        connect_timeout = "5s"
+//	read_timeout_secs = 3           read_timeout = "3s"
+//	write_timeout_secs = 3          write_timeout = "3s"
+//	retry_base_delay_ms = 100       retry_min_backoff = "100ms"
+//	retry_max_delay_secs = 5        retry_max_backoff = "5s"
+//	tls_enabled = false             tls
+//	[checkpoint]
+//	enabled = false                 (no periodic checkpoints: see Checkpoint.Enabled)
+//	interval_secs = 10              interval = "10s"
+//	min_interval_secs = 10          min_interval = "10s"
+//
+// The keys both layouts share (key_prefix, max_retries, cluster_mode,
+// pipeline_batch_size, checkpoint_dir, max_checkpoints, compress) are
+// spelled alike.
+//
+// Durations are quoted strings such as "500ms" or "1h", except keys ending
+// in _secs or _ms, which are whole numbers of seconds or milliseconds.
+// Giving two spellings of one setting, an unknown key or table, or a value
+// of the wrong type is an error that names the key and what it accepts.
 //
 // Environment variables override the file: REDIS_URL replaces the Redis
-// url, and CHECKPOINT_DIR the checkpoint directory.
+// url or urls, and CHECKPOINT_DIR the checkpoint directory.
 //
 // The tables under [state] are decoded by the packages that register them
 // ([Register]): stores/redis for [state.redis], tier for [state.tier].
@@ -82,24 +109,25 @@ type State struct {
 	Path string `toml:"path"`
 	// DefaultTTL applies to writes with ttl == 0, unless the backend's
 	// table sets its own. Default: none.
-	DefaultTTL time.Duration `toml:"default_ttl"`
+	DefaultTTL time.Duration `toml:"default_ttl" alias:"default_ttl_secs"`
 }
 
 // Checkpoint is the [checkpoint] table. [Checkpoint.Options] turns it into
 // the options of a checkpoint.Coordinator.
 type Checkpoint struct {
-	// Enabled is true when the file has a [checkpoint] table: the process
-	// should take periodic checkpoints (see [NewCoordinator]).
-	Enabled bool `toml:"-"`
+	// Enabled is true when the file has a [checkpoint] table that does
+	// not say enabled = false: the process should take periodic
+	// checkpoints (see [NewCoordinator]).
+	Enabled bool `toml:"enabled"`
 	// Dir is the checkpoint directory (checkpoint_dir; CHECKPOINT_DIR
 	// overrides it).
 	Dir string `toml:"checkpoint_dir"`
 	// Interval is the time between periodic checkpoints. Default: the
 	// coordinator's (1 minute).
-	Interval time.Duration `toml:"interval"`
+	Interval time.Duration `toml:"interval" alias:"interval_secs"`
 	// MinInterval is the least time between two checkpoints. Default
 	// none.
-	MinInterval time.Duration `toml:"min_interval"`
+	MinInterval time.Duration `toml:"min_interval" alias:"min_interval_secs"`
 	// MaxCheckpoints is how many checkpoints retention keeps. Default: the
 	// coordinator's (5).
 	MaxCheckpoints int `toml:"max_checkpoints"`

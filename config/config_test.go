@@ -113,3 +113,4 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("Load of a missing file = %v", err)
 	}
 }
+

@@ -12,10 +12,10 @@ func init() {
 }
 
 // optionsOf returns the Options of a config file whose backend is
-// "redis": its [state.redis] table (keys: the toml tags of the Options
-// fields), with REDIS_URL overriding url, and the [state] default_ttl
-// applying when the table sets none. An explicit max_retries = 0 means no
-// retries, as in a URL. The result is validated.
+// "redis": its [state.redis] table (keys: the toml and alias tags of the
+// Options fields), with REDIS_URL replacing url or urls, and the [state]
+// default_ttl applying when the table sets none. An explicit
+// max_retries = 0 means no retries, as in a URL. The result is validated.
 func optionsOf(sec config.Section) (*Options, error) {
 	var o Options
 	if err := sec.Decode(&o); err != nil {
@@ -25,7 +25,7 @@ func optionsOf(sec config.Section) (*Options, error) {
 		o.MaxRetries = -1
 	}
 	if u := sec.Getenv("REDIS_URL"); u != "" {
-		o.URL = u
+		o.URL, o.URLs = u, nil
 	}
 	if o.DefaultTTL == 0 {
 		o.DefaultTTL = sec.State().DefaultTTL
@@ -34,6 +34,16 @@ func optionsOf(sec config.Section) (*Options, error) {
 		return nil, err
 	}
 	return &o, nil
+}
+
+// OptionsFromConfig returns the Options of c's [state.redis] table, as
+// config.Open uses them: keys are the toml and alias tags of the Options
+// fields (url or urls, connect_timeout or connect_timeout_secs, ...),
+// REDIS_URL replaces url or urls, and [state] default_ttl applies when the
+// table sets none. The result is validated; errors match
+// strata.ErrInvalidConfig.
+func OptionsFromConfig(c *config.Config) (*Options, error) {
+	return optionsOf(c.Section("redis"))
 }
 
 func checkSection(sec config.Section) error {

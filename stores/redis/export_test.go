@@ -9,6 +9,5 @@ var Slot = slot
 // them: the store's hooks see every node a cluster client will use.
 var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { return newStore(c, o, true) }
 
-// OptionsOf is optionsOf: the Options of a config file's [state.redis]
-// table.
-var OptionsOf = optionsOf
+// JoinURLs is joinURLs.
+var JoinURLs = joinURLs

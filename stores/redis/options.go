@@ -70,6 +70,12 @@ type Options struct {
 	// KeyPrefix); one given both in the URL and as a field is an error.
 	URL string `toml:"url"`
 
+	// URLs is the other way to name the seed nodes, one redis:// or
+	// rediss:// URL each, which differ only in their host:port: a cluster
+	// when ClusterMode is set, else a single server (one URL). Give URL or
+	// URLs, not both.
+	URLs []string `toml:"urls"`
+
 	// Username and Password authenticate (Redis ACL user, or requirepass
 	// with the default user). They override the URL's user information.
 	// Default: the URL's, else none.
@@ -92,7 +98,7 @@ type Options struct {
 	KeyPrefix string `toml:"key_prefix"`
 
 	// DefaultTTL applies to writes with ttl == 0. Default: none.
-	DefaultTTL time.Duration `toml:"default_ttl"`
+	DefaultTTL time.Duration `toml:"default_ttl" alias:"default_ttl_secs"`
 
 	// MaxValueSize bounds values, in bytes. Default 512 MiB, the largest
 	// value Redis accepts by default.
@@ -100,20 +106,20 @@ type Options struct {
 
 	// MinIdleConns is the number of idle connections kept open per server.
 	// Default 0.
-	MinIdleConns int `toml:"pool_min_conns"`
+	MinIdleConns int `toml:"pool_min_conns" alias:"min_connections"`
 
 	// PoolSize bounds the connections per server (go-redis's PoolSize and
 	// MaxActiveConns); callers beyond it wait for a free one. Default 10
 	// per CPU (go-redis's default).
-	PoolSize int `toml:"pool_max_conns"`
+	PoolSize int `toml:"pool_max_conns" alias:"max_connections"`
 
 	// DialTimeout bounds a dial and TLS handshake. Default 5s.
-	DialTimeout time.Duration `toml:"connect_timeout"`
+	DialTimeout time.Duration `toml:"connect_timeout" alias:"connect_timeout_secs"`
 
 	// ReadTimeout and WriteTimeout bound one socket read or write (and so
 	// one attempt of a command). Defaults 3s.
-	ReadTimeout  time.Duration `toml:"read_timeout"`
-	WriteTimeout time.Duration `toml:"write_timeout"`
+	ReadTimeout  time.Duration `toml:"read_timeout" alias:"read_timeout_secs"`
+	WriteTimeout time.Duration `toml:"write_timeout" alias:"write_timeout_secs"`
 
 	// MaxRetries is how often the store retries a command after a
 	// transient failure, as go-redis counts them: 0 means the default (3),
@@ -128,11 +134,11 @@ type Options struct {
 
 	// MinRetryBackoff and MaxRetryBackoff bound the randomized exponential
 	// backoff between retries. Defaults 8ms and 512ms.
-	MinRetryBackoff time.Duration `toml:"retry_min_backoff"`
-	MaxRetryBackoff time.Duration `toml:"retry_max_backoff"`
+	MinRetryBackoff time.Duration `toml:"retry_min_backoff" alias:"retry_base_delay_ms"`
+	MaxRetryBackoff time.Duration `toml:"retry_max_backoff" alias:"retry_max_delay_secs"`
 
 	// TLS turns TLS on; the rediss schemes imply it. Default false.
-	TLS bool `toml:"tls"`
+	TLS bool `toml:"tls" alias:"tls_enabled"`
 
 	// TLSServerName is the name the server certificate must carry.
 	// Default: the host each connection dials.
@@ -176,6 +182,13 @@ func (o Options) String() string {
 		if set {
 			fmt.Fprintf(&b, ", %s: %v", name, v)
 		}
+	}
+	if len(o.URLs) > 0 {
+		urls := make([]string, len(o.URLs))
+		for i, u := range o.URLs {
+			urls[i] = strata.RedactURL(u)
+		}
+		field("URLs", urls, true)
 	}
 	field("Username", o.Username, o.Username != "")
 	field("Password", "xxxxx", o.Password != "")
@@ -226,6 +239,7 @@ func (s *Store) Options() Options { return s.opts }
 // resolved is validated Options with defaults applied and the URL taken
 // apart.
 type resolved struct {
+	url      string  // URL, or URLs joined into one
 	opts     Options // with defaults applied and URL parameters merged
 	merged   Options // URL parameters merged, no defaults
 	addrs    []string
@@ -248,12 +262,23 @@ func (o Options) resolve() (*resolved, error) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 	}
 	r := &resolved{}
-	if o.URL == "" {
+	raw := o.URL
+	if len(o.URLs) > 0 {
+		if o.URL != "" {
+			return nil, fmt.Errorf("%w: redis: url and urls: two spellings of the server address; give one", strata.ErrInvalidConfig)
+		}
+		var err error
+		if raw, err = joinURLs(o.URLs); err != nil {
+			return nil, err
+		}
+	}
+	r.url = raw
+	if raw == "" {
 		bad("url", "required: redis://host:port/db, rediss://…, or redis+cluster://host1:port1,host2:port2")
 	} else {
-		u, err := url.Parse(o.URL)
+		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, strata.RedactURL(o.URL))
+			return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, strata.RedactURL(raw))
 		}
 		if err := o.mergeURL(u, r); err != nil {
 			return nil, err
@@ -283,7 +308,11 @@ func (o Options) resolve() (*resolved, error) {
 		bad("url", "database %d: Redis Cluster has only database 0", r.db)
 	}
 	if !o.ClusterMode && len(r.addrs) > 1 {
-		bad("url", "%d hosts without cluster mode: use redis+cluster:// or cluster_mode = true", len(r.addrs))
+		field := "url"
+		if len(o.URLs) > 0 {
+			field = "urls"
+		}
+		bad(field, "%d hosts without cluster mode: use cluster_mode = true (or redis+cluster://), or name one server", len(r.addrs))
 	}
 	nonNeg := func(field string, d time.Duration) {
 		if d < 0 {
@@ -334,6 +363,45 @@ func (o Options) resolve() (*resolved, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// joinURLs returns the one URL that names every node of urls, which must
+// be redis:// or rediss:// URLs of one host each that differ in nothing
+// else: "redis://:pw@h1:6379/0" and "redis://:pw@h2:6379/0" give
+// "redis://:pw@h1:6379,h2:6379/0".
+func joinURLs(urls []string) (string, error) {
+	var first *url.URL
+	hosts := make([]string, len(urls))
+	for i, raw := range urls {
+		bad := func(format string, args ...any) (string, error) {
+			return "", fmt.Errorf("%w: redis: urls[%d] %q: %s", strata.ErrInvalidConfig, i, strata.RedactURL(raw), fmt.Sprintf(format, args...))
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return bad("malformed URL")
+		}
+		if s := strings.ToLower(u.Scheme); s != SchemeRedis && s != SchemeRedisTLS {
+			return bad("want redis://host:port or rediss://host:port (one node per URL)")
+		}
+		if u.Host == "" || strings.Contains(u.Host, ",") {
+			return bad("want one host:port")
+		}
+		hosts[i] = u.Host
+		if first == nil {
+			first = u
+			continue
+		}
+		if !strings.EqualFold(u.Scheme, first.Scheme) || u.User.String() != first.User.String() ||
+			u.Path != first.Path || u.RawQuery != first.RawQuery || u.Fragment != first.Fragment {
+			return bad("differs from urls[0] in more than its host:port")
+		}
+	}
+	if first == nil {
+		return "", nil
+	}
+	joined := *first
+	joined.Host = strings.Join(hosts, ",")
+	return joined.String(), nil
 }
 
 // checkStore reports the bad values of the fields New uses too.

@@ -145,7 +145,7 @@ func fileOptions(doc string, env map[string]string) (redis.Options, error) {
 	if err != nil {
 		return redis.Options{}, err
 	}
-	o, err := redis.OptionsOf(c.Section("redis"))
+	o, err := redis.OptionsFromConfig(c)
 	if err != nil {
 		return redis.Options{}, err
 	}
@@ -218,5 +218,56 @@ func TestNewMaxRetries(t *testing.T) {
 		if _, err := redis.New(client, &o); !errors.Is(err, strata.ErrInvalidConfig) {
 			t.Errorf("New(%v) = %v, want ErrInvalidConfig", o, err)
 		}
+	}
+}
+
+func TestJoinURLs(t *testing.T) {
+	for _, c := range []struct {
+		urls []string
+		want string
+	}{
+		{[]string{"redis://h1:1"}, "redis://h1:1"},
+		{[]string{"redis://h1:1", "redis://h2:2", "redis://h3"}, "redis://h1:1,h2:2,h3"},
+		{[]string{"rediss://u:pw@h1:1/0?prefix=a:", "rediss://u:pw@h2:2/0?prefix=a:"}, "rediss://u:pw@h1:1,h2:2/0?prefix=a:"},
+		{nil, ""},
+	} {
+		got, err := redis.JoinURLs(c.urls)
+		if err != nil || got != c.want {
+			t.Errorf("joinURLs(%q) = %q, %v; want %q", c.urls, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		urls []string
+		want string
+	}{
+		{[]string{"redis://h1:1", "rediss://h2:2"}, "urls[1]"},
+		{[]string{"redis://h1:1", "redis://u:hunter2@h2:2"}, "differs from urls[0]"},
+		{[]string{"redis://h1:1/0", "redis://h2:2/1"}, "differs from urls[0]"},
+		{[]string{"redis://h1:1?prefix=a:", "redis://h2:2"}, "differs from urls[0]"},
+		{[]string{"redis+cluster://h1:1,h2:2"}, "one node per URL"},
+		{[]string{"http://h1:1"}, "one node per URL"},
+		{[]string{"redis://h1:1,h2:2"}, "want one host:port"},
+		{[]string{"redis://:hunter2@h1:bad port"}, "malformed URL"},
+	} {
+		_, err := redis.JoinURLs(c.urls)
+		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("joinURLs(%q) = %v, want ErrInvalidConfig mentioning %q (no password)", c.urls, err, c.want)
+		}
+	}
+	// urls and url are two spellings of one setting.
+	err := redis.Options{URL: "redis://h", URLs: []string{"redis://h"}}.Validate()
+	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "url and urls") {
+		t.Errorf("Validate with url and urls = %v", err)
+	}
+	// Several urls make a cluster only in cluster mode.
+	if err := (redis.Options{URLs: []string{"redis://h1:1", "redis://h2:2"}, ClusterMode: true}).Validate(); err != nil {
+		t.Errorf("Validate of two urls in cluster mode: %v", err)
+	}
+	err = redis.Options{URLs: []string{"redis://h1:1", "redis://h2:2"}}.Validate()
+	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "urls: 2 hosts without cluster mode") {
+		t.Errorf("Validate of two urls without cluster mode = %v", err)
+	}
+	if s := (redis.Options{URLs: []string{"redis://:hunter2@h1:1"}}).String(); strings.Contains(s, "hunter2") {
+		t.Errorf("String shows a password of urls: %s", s)
 	}
 }

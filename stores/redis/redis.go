@@ -221,7 +221,7 @@ func Open(ctx context.Context, opts *Options) (*Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(o.URL), err)
+		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(r.url), err)
 	}
 	return s, nil
 }
