@@ -1,7 +1,10 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -114,3 +117,36 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// A loaded config never prints a password: not with fmt's verbs, not
+// through log/slog, not in its parts.
+func TestConfigRedaction(t *testing.T) {
+	for _, doc := range []string{
+		"[state]\nbackend = \"redis\"\n[state.redis]\nurls = [\"redis://:hunter2@h1:1\", \"redis://:hunter2@h2:2\"]\n" +
+			"cluster_mode = true\npassword = \"hunter2\"\nusername = \"app\"\n[checkpoint]\ncheckpoint_dir = \"/ckpt\"\n",
+		"[state]\nurl = \"redis://app:hunter2@h:6379/0?prefix=a:\"\n",
+	} {
+		c, err := config.Parse([]byte(doc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logged bytes.Buffer
+		for _, h := range []slog.Handler{slog.NewJSONHandler(&logged, nil), slog.NewTextHandler(&logged, nil)} {
+			slog.New(h).Info("loaded", "config", c, "value", *c, "state", c.State, "section", c.Section("redis"))
+		}
+		var printed []string
+		for _, v := range []any{c, *c, c.State, c.Section("redis")} {
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+				printed = append(printed, fmt.Sprintf(verb, v))
+			}
+		}
+		printed = append(printed, logged.String())
+		for _, out := range printed {
+			if strings.Contains(out, "hunter2") {
+				t.Fatalf("printed config shows the password:\n%s", out)
+			}
+		}
+		if all := strings.Join(printed, "\n"); !strings.Contains(all, "redis") {
+			t.Fatalf("printed config says nothing useful:\n%s", all)
+		}
+	}
+}
