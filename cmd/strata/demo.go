@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/internal/window"
 	"github.com/strata-kv/strata/metrics"
 	_ "github.com/strata-kv/strata/stores/all"
@@ -42,6 +44,12 @@ type demoConfig struct {
 	noTier      bool
 	metricsAddr string
 	seed        uint64
+
+	// file is the --config file, when given: it names the store and the
+	// checkpoint settings instead of --data, --store, --checkpoint-dir
+	// and --checkpoint-every.
+	file     *config.Config
+	filePath string
 }
 
 func newDemo() *cobra.Command {
@@ -61,9 +69,23 @@ each checkpoint holds windows and offset of the same instant. On start it
 restores the newest valid checkpoint and resumes from its offset; on Ctrl-C
 (or after --duration) it takes a final checkpoint. A status line shows
 events/s, windows, the L1 hit ratio, p99 batch latency and the last
-checkpoint. Run it twice to see it resume.`,
+checkpoint. Run it twice to see it resume.
+
+With the global --config, the store and the checkpoints are the config
+file's: its [state] store (behind the file's [state.tier], or the demo's
+own tier), and its [checkpoint] table's directory, interval, minimum
+interval, retention and compression; with enabled = false (or no
+[checkpoint] table) the demo takes no checkpoints and restores none.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := exclusive(cmd, "data", "store", "checkpoint-dir", "checkpoint-every"); err != nil {
+				return err
+			}
+			file, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			cfg.file, cfg.filePath = file, configPath(cmd)
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg)
 		},
 	}
@@ -86,6 +108,11 @@ checkpoint. Run it twice to see it resume.`,
 func (c *demoConfig) validate() error {
 	if c.window < time.Millisecond || c.batch < 1 || c.rate < 0 || len(c.streams) == 0 || c.ckptEvery <= 0 || c.duration < 0 {
 		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0 and --streams", strata.ErrInvalidConfig)
+	}
+	if c.file != nil {
+		// The coordinator's interval: the file's, else its default.
+		c.ckptEvery = cmp.Or(c.file.Checkpoint.Interval, time.Minute)
+		return nil
 	}
 	if c.store == "" {
 		c.store = "pebble://" + filepath.Join(c.data, "state")
@@ -148,7 +175,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 	// The final checkpoint runs even after Ctrl-C cancelled ctx.
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := d.checkpoint(final); err != nil {
+	if err := d.shutdown(final); err != nil {
 		return errors.Join(runErr, err)
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
@@ -158,47 +185,57 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 }
 
 func (d *demo) open(ctx context.Context) error {
-	if err := os.MkdirAll(d.cfg.data, 0o755); err != nil {
-		return err
+	var (
+		s     strata.Store
+		err   error
+		where string
+	)
+	if d.cfg.file != nil {
+		s, err = config.Open(ctx, d.cfg.file)
+		where = "of " + d.cfg.filePath
+	} else {
+		if err := os.MkdirAll(d.cfg.data, 0o755); err != nil {
+			return err
+		}
+		s, err = strata.Open(ctx, d.cfg.store)
+		where = strata.RedactURL(d.cfg.store)
 	}
-	s, err := strata.Open(ctx, d.cfg.store)
 	if err != nil {
 		return err
 	}
 	d.store = s
-	if !d.cfg.noTier {
+	if t, ok := s.(*tier.Tier); ok {
+		d.tier = t // the config file put one in front
+	} else if !d.cfg.noTier {
 		if d.tier, err = tier.New(s, &tier.Options{MaxBytes: 32 << 20}); err != nil {
 			s.Close()
 			return err
 		}
 		d.store = d.tier
 	}
-	d.coord, err = checkpoint.New(d.store, &checkpoint.Options{Dir: d.cfg.ckptDir, MaxCheckpoints: 3,
-		Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	logger := slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if d.cfg.file != nil {
+		d.coord, err = config.NewCoordinator(d.cfg.file, d.store, &checkpoint.Options{Logger: logger})
+	} else {
+		d.coord, err = checkpoint.New(d.store, &checkpoint.Options{Dir: d.cfg.ckptDir, MaxCheckpoints: 3, Logger: logger})
+	}
 	if err != nil {
 		d.store.Close()
 		return err
 	}
-	fmt.Fprintf(d.out, "demo: store %s%s, checkpoints in %s\n", strata.RedactURL(d.cfg.store),
-		map[bool]string{true: "", false: " behind a tier"}[d.cfg.noTier], d.cfg.ckptDir)
+	ckpts := "no checkpoints (the config file disables them)"
+	if d.coord != nil {
+		ckpts = fmt.Sprintf("checkpoints in %s every %v", d.coord.Dir(), d.cfg.ckptEvery)
+	}
+	fmt.Fprintf(d.out, "demo: store %s%s, %s\n", where, map[bool]string{true: " behind a tier", false: ""}[d.tier != nil], ckpts)
 	return nil
 }
 
 // restore brings back the newest valid checkpoint, if any, and reads the
 // offset to resume from.
 func (d *demo) restore(ctx context.Context) error {
-	r, err := d.coord.RestoreLatest(ctx)
-	for _, sk := range r.Skipped {
-		fmt.Fprintf(d.out, "skipped damaged checkpoint %s: %v\n", sk.ID, sk.Err)
-	}
-	switch {
-	case errors.Is(err, checkpoint.ErrNoCheckpoint) && len(r.Skipped) == 0:
-		fmt.Fprintln(d.out, "no checkpoint yet: starting from offset 0")
-	case err != nil:
+	if err := d.restoreCheckpoint(ctx); err != nil {
 		return err
-	default:
-		d.lastCkpt = r.ID
-		fmt.Fprintf(d.out, "restored checkpoint %s: %d entries\n", r.ID, r.Restored)
 	}
 	v, err := d.store.Get(ctx, offsetKey)
 	switch {
@@ -218,6 +255,27 @@ func (d *demo) restore(ctx context.Context) error {
 		d.nWindows++
 	}
 	fmt.Fprintf(d.out, "resuming at offset %d with %d windows\n", d.offset, d.nWindows)
+	return nil
+}
+
+// restoreCheckpoint restores the newest valid checkpoint, if any.
+func (d *demo) restoreCheckpoint(ctx context.Context) error {
+	if d.coord == nil {
+		return nil
+	}
+	r, err := d.coord.RestoreLatest(ctx)
+	for _, sk := range r.Skipped {
+		fmt.Fprintf(d.out, "skipped damaged checkpoint %s: %v\n", sk.ID, sk.Err)
+	}
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint) && len(r.Skipped) == 0:
+		fmt.Fprintln(d.out, "no checkpoint yet: starting from offset 0")
+	case err != nil:
+		return err
+	default:
+		d.lastCkpt = r.ID
+		fmt.Fprintf(d.out, "restored checkpoint %s: %d entries\n", r.ID, r.Restored)
+	}
 	return nil
 }
 
@@ -241,7 +299,7 @@ func (d *demo) loop(ctx context.Context) error {
 		}
 		d.lat = append(d.lat, time.Since(t0))
 		now := time.Now()
-		if now.Sub(lastCkpt) >= d.cfg.ckptEvery {
+		if d.coord != nil && now.Sub(lastCkpt) >= d.cfg.ckptEvery {
 			if err := d.checkpoint(ctx); err != nil && ctx.Err() == nil {
 				return err
 			}
@@ -325,6 +383,20 @@ func (d *demo) batch(ctx context.Context) error {
 	return nil
 }
 
+// shutdown takes the final checkpoint, whatever the minimum interval.
+func (d *demo) shutdown(ctx context.Context) error {
+	if d.coord == nil {
+		return nil
+	}
+	if err := d.coord.Shutdown(ctx); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if id := d.coord.Stats().LastID; id != "" {
+		d.lastCkpt = id
+	}
+	return nil
+}
+
 func (d *demo) checkpoint(ctx context.Context) error {
 	m, err := d.coord.Checkpoint(ctx)
 	if errors.Is(err, checkpoint.ErrTooSoon) {
@@ -395,7 +467,9 @@ func (d *demo) serveMetrics() (func(), error) {
 	}
 	c := metrics.NewCollector()
 	c.AddStore("demo", d.store)
-	c.AddCheckpoints("demo", d.coord)
+	if d.coord != nil {
+		c.AddCheckpoints("demo", d.coord)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, prometheus.NewGoCollector())
 	l, err := net.Listen("tcp", d.cfg.metricsAddr)
