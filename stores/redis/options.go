@@ -176,13 +176,15 @@ type Options struct {
 // String describes o with the password redacted.
 func (o Options) String() string {
 	var b strings.Builder
-	b.WriteString("redis.Options{URL: ")
-	b.WriteString(strata.RedactURL(o.URL))
+	b.WriteString("redis.Options{")
+	sep := ""
 	field := func(name string, v any, set bool) {
 		if set {
-			fmt.Fprintf(&b, ", %s: %v", name, v)
+			fmt.Fprintf(&b, "%s%s: %v", sep, name, v)
+			sep = ", "
 		}
 	}
+	field("URL", strata.RedactURL(o.URL), o.URL != "" || len(o.URLs) == 0)
 	if len(o.URLs) > 0 {
 		urls := make([]string, len(o.URLs))
 		for i, u := range o.URLs {
