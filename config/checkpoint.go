@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/strata-kv/strata"
@@ -32,10 +33,11 @@ func (c Checkpoint) Options() checkpoint.Options {
 // [checkpoint] table asks for, not yet started, or nil when
 // c.Checkpoint.Enabled is false (no [checkpoint] table, or enabled = false):
 // then the process takes no checkpoints. Its options are
-// c.Checkpoint.Options(), completed by opts when not nil (Logger, Clock,
-// Mode, Limits, ...; the fields the file describes are taken from the
-// file). The caller restores (RestoreLatest) if it wants to, starts the
-// periodic checkpoints (Start) and takes the final one (Shutdown):
+// c.Checkpoint.Options(), completed by opts when not nil: opts gives the
+// fields a file cannot (Logger, Clock, Mode, Limits, ...) and defaults for
+// the others, which the file's settings override. The caller restores
+// (RestoreLatest) if it wants to, starts the periodic checkpoints (Start)
+// and takes the final one (Shutdown):
 //
 //	coord, err := config.NewCoordinator(cfg, store, nil)
 //	if err != nil { ... }
@@ -52,8 +54,11 @@ func NewCoordinator(c *Config, s strata.Store, opts *checkpoint.Options) (*check
 	if opts != nil {
 		file := o
 		o = *opts
-		o.Dir, o.Interval, o.MinInterval, o.MaxCheckpoints, o.Compression =
-			file.Dir, file.Interval, file.MinInterval, file.MaxCheckpoints, file.Compression
+		o.Dir = cmp.Or(file.Dir, o.Dir)
+		o.Interval = cmp.Or(file.Interval, o.Interval)
+		o.MinInterval = cmp.Or(file.MinInterval, o.MinInterval)
+		o.MaxCheckpoints = cmp.Or(file.MaxCheckpoints, o.MaxCheckpoints)
+		o.Compression = cmp.Or(file.Compression, o.Compression)
 	}
 	if o.Dir == "" {
 		return nil, fmt.Errorf("%w: config: checkpoint.checkpoint_dir (or CHECKPOINT_DIR) is required when checkpoints are enabled", strata.ErrInvalidConfig)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/checkpoint"
 	"github.com/strata-kv/strata/config"
 	_ "github.com/strata-kv/strata/stores/all"
 	_ "github.com/strata-kv/strata/tier"
@@ -148,5 +149,54 @@ func TestConfigRedaction(t *testing.T) {
 		if all := strings.Join(printed, "\n"); !strings.Contains(all, "redis") {
 			t.Fatalf("printed config says nothing useful:\n%s", all)
 		}
+	}
+}
+
+// NewCoordinator: the file's settings, over the caller's defaults.
+func TestNewCoordinator(t *testing.T) {
+	ctx := t.Context()
+	fileDir, callerDir := t.TempDir(), t.TempDir()
+	s, err := strata.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		doc     string
+		opts    *checkpoint.Options
+		wantDir string
+	}{
+		{"[checkpoint]\ncheckpoint_dir = \"" + fileDir + "\"\n", nil, fileDir},
+		{"[checkpoint]\ncheckpoint_dir = \"" + fileDir + "\"\n", &checkpoint.Options{Dir: callerDir}, fileDir},
+		{"[checkpoint]\nenabled = true\n", &checkpoint.Options{Dir: callerDir}, callerDir},
+	} {
+		cfg, err := config.Parse([]byte(c.doc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coord, err := config.NewCoordinator(cfg, s, c.opts)
+		if err != nil || coord == nil || coord.Dir() != c.wantDir {
+			t.Fatalf("NewCoordinator(%q, %+v) = %v, %v; want one in %s", c.doc, c.opts, coord, err, c.wantDir)
+		}
+	}
+	for doc, want := range map[string]string{
+		"[checkpoint]\nenabled = true\n":     "checkpoint.checkpoint_dir (or CHECKPOINT_DIR) is required",
+		"[checkpoint]\ninterval = \"-1s\"\n": `"-1s" is not a non-negative duration`,
+	} {
+		cfg, err := config.Parse([]byte(doc), nil)
+		if err == nil {
+			_, err = config.NewCoordinator(cfg, s, nil)
+		}
+		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want ErrInvalidConfig mentioning %q", doc, err, want)
+		}
+	}
+	// No [checkpoint] table: no checkpoints.
+	cfg, err := config.Parse([]byte("[state]\nbackend = \"memory\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if coord, err := config.NewCoordinator(cfg, s, &checkpoint.Options{Dir: callerDir}); coord != nil || err != nil {
+		t.Fatalf("NewCoordinator without [checkpoint] = %v, %v; want nil, nil", coord, err)
 	}
 }
