@@ -19,8 +19,8 @@
 // "pebble:///path/dir", "redis://host:6379/0?prefix=app:",
 // "redis+cluster://h1:6379,h2:6379/", "tier+<any URL>") once its package is
 // linked in (github.com/strata-kv/strata/stores/all links them all);
-// [LoadConfig] and [OpenConfig] do the same from a config.toml. [WithPrefix]
-// gives a namespace of a shared store.
+// package config does the same from a config.toml. [WithPrefix] gives a
+// namespace of a shared store.
 //
 // # Moving state
 //

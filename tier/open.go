@@ -2,15 +2,12 @@ package tier
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/internal/urlopt"
 )
 
@@ -27,7 +24,7 @@ import (
 //	invalidation = "auto"   # auto, none or redis
 func init() {
 	strata.RegisterWrapper("tier", openURL)
-	strata.RegisterConfig("tier", true, openConfig)
+	config.Register("tier", config.Table{Wrapper: true, Check: checkConfig, Open: openConfig})
 }
 
 var invalidations = map[string]Invalidation{"auto": InvalidationAuto, "none": InvalidationNone, "redis": InvalidationRedis}
@@ -71,49 +68,39 @@ func newWaiting(ctx context.Context, inner strata.Store, o *Options) (strata.Sto
 	return t, nil
 }
 
-func openConfig(ctx context.Context, sec strata.ConfigSection, inner strata.Store) (strata.Store, error) {
-	md, table := sec.TOML()
-	var raw map[string]any
-	if err := md.PrimitiveDecode(table, &raw); err != nil {
-		return nil, fmt.Errorf("%w: config: [state.tier]: %v", strata.ErrInvalidConfig, err)
+// table is the [state.tier] table of a config file.
+type table struct {
+	MaxBytes     int64         `toml:"max_bytes"`
+	MaxLocalTTL  time.Duration `toml:"max_local_ttl"`
+	NegativeTTL  time.Duration `toml:"negative_ttl"`
+	Invalidation string        `toml:"invalidation"`
+}
+
+// optionsOf decodes and checks a [state.tier] table.
+func optionsOf(sec config.Section) (*Options, error) {
+	t := table{Invalidation: "auto"}
+	if err := sec.Decode(&t); err != nil {
+		return nil, err
 	}
-	o := &Options{}
-	var errs []error
-	duration := func(k string, v any) time.Duration {
-		s, ok := v.(string)
-		d, err := time.ParseDuration(s)
-		if !ok || err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf(`state.tier.%s: %v is not a quoted duration such as "1m"`, k, v))
-		}
-		return d
+	if t.MaxBytes < 0 {
+		return nil, fmt.Errorf("%w: config: state.tier.max_bytes: %d is negative", strata.ErrInvalidConfig, t.MaxBytes)
 	}
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		v := raw[k]
-		switch k {
-		case "max_bytes":
-			n, ok := v.(int64)
-			if !ok || n < 0 {
-				errs = append(errs, fmt.Errorf("state.tier.max_bytes: %v is not a non-negative integer", v))
-			}
-			o.MaxBytes = n
-		case "max_local_ttl":
-			o.MaxLocalTTL = duration(k, v)
-		case "negative_ttl":
-			o.NegativeTTL = duration(k, v)
-		case "invalidation":
-			s, _ := v.(string)
-			m, err := parseInvalidation(s)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("state.tier.invalidation: %w", err))
-			}
-			o.Invalidation = m
-		default:
-			errs = append(errs, fmt.Errorf("state.tier.%s: unknown key (accepted: %s)", k,
-				strings.Join([]string{"invalidation", "max_bytes", "max_local_ttl", "negative_ttl"}, ", ")))
-		}
+	m, err := parseInvalidation(t.Invalidation)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config: state.tier.%w", strata.ErrInvalidConfig, err)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: config: %w", strata.ErrInvalidConfig, errors.Join(errs...))
+	return &Options{MaxBytes: t.MaxBytes, MaxLocalTTL: t.MaxLocalTTL, NegativeTTL: t.NegativeTTL, Invalidation: m}, nil
+}
+
+func checkConfig(sec config.Section) error {
+	_, err := optionsOf(sec)
+	return err
+}
+
+func openConfig(ctx context.Context, sec config.Section, inner strata.Store) (strata.Store, error) {
+	o, err := optionsOf(sec)
+	if err != nil {
+		return nil, err
 	}
 	return newWaiting(ctx, inner, o)
 }

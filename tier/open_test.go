@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/internal/testserver"
 	_ "github.com/strata-kv/strata/stores/all"
 	"github.com/strata-kv/strata/tier"
@@ -54,24 +55,24 @@ func TestOpenURLRedisTracks(t *testing.T) {
 
 func TestOpenConfig(t *testing.T) {
 	doc := fmt.Sprintf("[state]\nbackend = \"pebble\"\npath = %q\n[state.tier]\nmax_bytes = 2097152\nmax_local_ttl = \"1m\"\ninvalidation = \"none\"\n", filepath.Join(t.TempDir(), "p"))
-	cfg, err := strata.ParseConfig([]byte(doc), nil)
+	cfg, err := config.Parse([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := strata.OpenConfig(t.Context(), cfg)
+	s, err := config.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	if tr, ok := s.(*tier.Tier); !ok || tr.TierStats().L1MaxBytes != 2<<20 {
-		t.Fatalf("OpenConfig with [state.tier] gave %T", s)
+		t.Fatalf("config.Open with [state.tier] gave %T", s)
 	}
-	bad, err := strata.ParseConfig([]byte("[state.tier]\nmax_bytes = \"big\"\nttl = 3\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = strata.OpenConfig(t.Context(), bad)
+	_, err = config.Parse([]byte("[state.tier]\nmax_bytes = \"big\"\nttl = 3\ninvalidation = \"sometimes\"\n"), nil)
 	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "state.tier.max_bytes") || !strings.Contains(err.Error(), "state.tier.ttl: unknown key") {
-		t.Fatalf("OpenConfig with a bad [state.tier] = %v", err)
+		t.Fatalf("config.Parse with a bad [state.tier] = %v", err)
+	}
+	_, err = config.Parse([]byte("[state.tier]\ninvalidation = \"sometimes\"\n"), nil)
+	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), `state.tier.invalidation "sometimes" is unknown`) {
+		t.Fatalf("config.Parse with a bad invalidation = %v", err)
 	}
 }

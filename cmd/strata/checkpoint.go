@@ -25,19 +25,51 @@ func (f *checkpointFlags) register(cmd *cobra.Command, withStore bool) {
 	if withStore {
 		f.storeFlags.register(cmd)
 	}
-	cmd.Flags().StringVar(&f.dir, "dir", envOr("CHECKPOINT_DIR", "checkpoints"), "checkpoint directory (env CHECKPOINT_DIR)")
+	cmd.Flags().StringVar(&f.dir, "dir", envOr("CHECKPOINT_DIR", "checkpoints"), "checkpoint directory (env CHECKPOINT_DIR; or the global --config)")
+}
+
+// options returns the Coordinator's options: those of the --config file's
+// [checkpoint] table (directory, retention, compression, intervals; its
+// enabled key concerns a running process, not these commands), else --dir.
+func (f *checkpointFlags) options(cmd *cobra.Command) (*checkpoint.Options, error) {
+	if err := exclusive(cmd, "dir"); err != nil {
+		return nil, err
+	}
+	cfg := f.cfg // read already if the command opened its store
+	if cfg == nil {
+		var err error
+		if cfg, err = loadConfig(cmd); err != nil {
+			return nil, err
+		}
+	}
+	if cfg == nil {
+		return &checkpoint.Options{Dir: f.dir}, nil
+	}
+	o := cfg.Checkpoint.Options()
+	if o.Dir == "" {
+		return nil, fmt.Errorf("%w: --%s %s: checkpoint.checkpoint_dir (or CHECKPOINT_DIR) is required", strata.ErrInvalidConfig, configFlag, configPath(cmd))
+	}
+	return &o, nil
 }
 
 // coordinator opens a Coordinator over the directory, for s (nil for the
 // commands that only read files).
-func (f *checkpointFlags) coordinator(s strata.Store) (*checkpoint.Coordinator, error) {
-	return checkpoint.New(s, &checkpoint.Options{Dir: f.dir})
+func (f *checkpointFlags) coordinator(cmd *cobra.Command, s strata.Store) (*checkpoint.Coordinator, error) {
+	o, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.New(s, o)
 }
 
 func newCheckpoint() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Create, list, verify, inspect and restore checkpoints of a store",
+		Long: `checkpoint creates, lists, verifies, inspects and restores the checkpoints
+of a store in a directory: --store and --dir, or the store and the
+[checkpoint] table (directory, retention, compression) of the global
+--config file, whatever its enabled key says.`,
 	}
 	cmd.AddCommand(newCheckpointCreate(), newCheckpointList(), newCheckpointVerify(), newCheckpointRestore(), newCheckpointInspect())
 	return cmd
@@ -51,7 +83,7 @@ func newCheckpointCreate() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
-				c, err := f.coordinator(s)
+				c, err := f.coordinator(cmd, s)
 				if err != nil {
 					return err
 				}
@@ -77,7 +109,7 @@ func newCheckpointList() *cobra.Command {
 		Short: "List the checkpoints in --dir, newest last (without verifying them)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.coordinator(nil)
+			c, err := f.coordinator(cmd, nil)
 			if err != nil {
 				return err
 			}
@@ -108,7 +140,7 @@ func newCheckpointVerify() *cobra.Command {
 		Use:   "verify [ID...]",
 		Short: "Verify the checksums and structure of checkpoints (all by default)",
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			c, err := f.coordinator(nil)
+			c, err := f.coordinator(cmd, nil)
 			if err != nil {
 				return err
 			}
@@ -160,7 +192,11 @@ anyway, rolling that state back.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
-				opts := &checkpoint.Options{Dir: f.dir, ForceRestore: force}
+				opts, err := f.options(cmd)
+				if err != nil {
+					return err
+				}
+				opts.ForceRestore = force
 				if merge {
 					opts.Mode = checkpoint.Merge
 				}
@@ -202,7 +238,7 @@ func newCheckpointInspect() *cobra.Command {
 		Short: "Print a checkpoint's manifest and its first records",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.coordinator(nil)
+			c, err := f.coordinator(cmd, nil)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/internal/window"
 	"github.com/strata-kv/strata/locks"
 	"github.com/strata-kv/strata/metrics"
@@ -48,6 +50,12 @@ type demoConfig struct {
 	lock        string
 	leaseTTL    time.Duration
 	job         string
+
+	// file is the --config file, when given: it names the store and the
+	// checkpoint settings instead of --data, --store, --checkpoint-dir
+	// and --checkpoint-every.
+	file     *config.Config
+	filePath string
 }
 
 func newDemo() *cobra.Command {
@@ -75,9 +83,23 @@ restores the newest valid checkpoint; on Ctrl-C (or after --duration) it
 takes a final checkpoint and checks that the windows hold exactly the
 events up to the offset. A status line shows events/s, windows, the L1 hit
 ratio, p99 batch latency and the last checkpoint. Run it twice to see it
-resume.`,
+resume.
+
+With the global --config, the store and the checkpoints are the config
+file's: its [state] store (behind the file's [state.tier], or the demo's
+own tier), and its [checkpoint] table's directory, interval, minimum
+interval, retention and compression; with enabled = false (or no
+[checkpoint] table) the demo takes no checkpoints and restores none.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := exclusive(cmd, "data", "store", "checkpoint-dir", "checkpoint-every"); err != nil {
+				return err
+			}
+			file, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			cfg.file, cfg.filePath = file, configPath(cmd)
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg)
 		},
 	}
@@ -105,6 +127,11 @@ func (c *demoConfig) validate() error {
 		c.leaseTTL < 10*time.Millisecond || c.job == "" || strings.ContainsAny(c.job, "{}") {
 		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0, "+
 			"--lease-ttl >= 10ms, --streams, and a --job name without braces", strata.ErrInvalidConfig)
+	}
+	if c.file != nil {
+		// The coordinator's interval: the file's, else its default.
+		c.ckptEvery = cmp.Or(c.file.Checkpoint.Interval, time.Minute)
+		return nil
 	}
 	if c.store == "" {
 		c.store = "pebble://" + filepath.Join(c.data, "state")
@@ -202,15 +229,28 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) (err error) {
 }
 
 func (d *demo) open(ctx context.Context) error {
-	if err := os.MkdirAll(d.cfg.data, 0o755); err != nil {
-		return err
+	var (
+		s     strata.Store
+		err   error
+		where string
+	)
+	if d.cfg.file != nil {
+		s, err = config.Open(ctx, d.cfg.file)
+		where = "of " + d.cfg.filePath
+	} else {
+		if err := os.MkdirAll(d.cfg.data, 0o755); err != nil {
+			return err
+		}
+		s, err = strata.Open(ctx, d.cfg.store)
+		where = strata.RedactURL(d.cfg.store)
 	}
-	s, err := strata.Open(ctx, d.cfg.store)
 	if err != nil {
 		return err
 	}
 	d.store = s
-	if !d.cfg.noTier {
+	if t, ok := s.(*tier.Tier); ok {
+		d.tier = t // the config file put one in front
+	} else if !d.cfg.noTier {
 		if d.tier, err = tier.New(s, &tier.Options{MaxBytes: 32 << 20}); err != nil {
 			s.Close()
 			return err
@@ -218,17 +258,26 @@ func (d *demo) open(ctx context.Context) error {
 		d.store = d.tier
 	}
 	d.windows = strata.NewTyped(d.store, strata.Codec[window.State](strata.Binary[window.State, *window.State]{}))
-	d.coord, err = checkpoint.New(d.store, &checkpoint.Options{Dir: d.cfg.ckptDir, MaxCheckpoints: 3, Aligned: true,
-		Interval: d.cfg.ckptEvery, Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	opts := &checkpoint.Options{Aligned: true, Interval: d.cfg.ckptEvery,
+		Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if d.cfg.file != nil {
+		d.coord, err = config.NewCoordinator(d.cfg.file, d.store, opts)
+	} else {
+		opts.Dir, opts.MaxCheckpoints = d.cfg.ckptDir, 3
+		d.coord, err = checkpoint.New(d.store, opts)
+	}
 	if err == nil {
-		d.leaser, err = openLocker(ctx, d.cfg.lock, s)
+		d.leaser, err = openLocker(ctx, d.cfg.lock, baseStore(s))
 	}
 	if err != nil {
 		d.store.Close()
 		return err
 	}
-	fmt.Fprintf(d.out, "demo: store %s%s, checkpoints in %s\n", strata.RedactURL(d.cfg.store),
-		map[bool]string{true: "", false: " behind a tier"}[d.cfg.noTier], d.cfg.ckptDir)
+	ckpts := "no checkpoints (the config file disables them)"
+	if d.coord != nil {
+		ckpts = fmt.Sprintf("checkpoints in %s every %v", d.coord.Dir(), d.cfg.ckptEvery)
+	}
+	fmt.Fprintf(d.out, "demo: store %s%s, %s\n", where, map[bool]string{true: " behind a tier", false: ""}[d.tier != nil], ckpts)
 	return nil
 }
 
@@ -247,7 +296,7 @@ func (d *demo) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !found && d.coord != nil {
 		r, err := d.coord.RestoreLatest(ctx)
 		for _, sk := range r.Skipped {
 			fmt.Fprintf(d.out, "skipped damaged checkpoint %s: %v\n", sk.ID, sk.Err)
@@ -324,7 +373,7 @@ func (d *demo) loop(ctx context.Context) error {
 			return err
 		}
 		d.lat = append(d.lat, time.Since(t0))
-		if d.coord.Due() {
+		if d.coord != nil && d.coord.Due() {
 			// A barrier between two commits: the checkpoint is the state at
 			// this offset.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
@@ -467,6 +516,9 @@ func (d *demo) commit(ctx context.Context, b *strata.WriteBatch, next uint64) er
 
 // checkpoint takes an aligned checkpoint at the current offset.
 func (d *demo) checkpoint(ctx context.Context) error {
+	if d.coord == nil {
+		return nil
+	}
 	cut := checkpoint.Cut{Offset: strconv.FormatUint(d.offset, 10)}
 	if d.lease != nil {
 		cut.FenceKey, cut.Token = d.fenceKey, d.lease.Token()

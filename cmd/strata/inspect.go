@@ -15,16 +15,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
 )
 
 // storeFlags are the flags of commands that act on one store.
 type storeFlags struct {
 	url string
 	hex bool
+	cfg *config.Config // the --config file, once open has read it
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.url, "store", envOr("STRATA_STORE", "mem://"), "store URL (env STRATA_STORE)")
+	cmd.Flags().StringVar(&f.url, "store", envOr("STRATA_STORE", "mem://"), "store URL (env STRATA_STORE; or the global --config)")
 	cmd.Flags().BoolVar(&f.hex, "hex", false, "keys and values on the command line and in output are hex")
 }
 
@@ -35,8 +37,20 @@ func envOr(name, def string) string {
 	return def
 }
 
-func (f *storeFlags) open(ctx context.Context) (strata.Store, error) {
-	return strata.Open(ctx, f.url)
+// open opens the store of the --config file, else of --store.
+func (f *storeFlags) open(cmd *cobra.Command) (strata.Store, error) {
+	if err := exclusive(cmd, "store"); err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		f.cfg = cfg
+		return config.Open(cmd.Context(), cfg)
+	}
+	return strata.Open(cmd.Context(), f.url)
 }
 
 // arg decodes a key or value given on the command line.
@@ -76,7 +90,7 @@ func withKey(cmd *cobra.Command, f *storeFlags, arg string, fn func(ctx context.
 // withStore opens the store, runs fn and closes the store.
 func withStore(cmd *cobra.Command, f *storeFlags, fn func(ctx context.Context, s strata.Store) error) error {
 	ctx := cmd.Context()
-	s, err := f.open(ctx)
+	s, err := f.open(cmd)
 	if err != nil {
 		return err
 	}

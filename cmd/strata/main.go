@@ -2,6 +2,7 @@
 // stores, and runs a demo stream processor.
 //
 //	strata demo                      # the stream processor in miniature
+//	strata --config config.toml keys # the store (and checkpoints) of a config file
 //	strata <command> --help          # every command documents itself
 package main
 
@@ -32,6 +33,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().String(configFlag, "", "config file (config.toml): the store, and the checkpoint settings of demo and checkpoint, come from it instead of --store and --dir")
 	root.AddCommand(newDemo(), newGet(), newPut(), newDel(), newKeys(), newTTL(), newStats(), newMigrate(), newBench(), newCheckpoint())
 	return root
 }

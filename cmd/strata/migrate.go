@@ -27,6 +27,9 @@ destination already holds. --verify then compares every key and value (and
 TTLs within 1s) and fails if anything differs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath(cmd) != "" {
+				return usageErr("migrate takes --from and --to URLs, not --%s", configFlag)
+			}
 			ctx := cmd.Context()
 			src, err := strata.Open(ctx, from)
 			if err != nil {

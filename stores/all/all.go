@@ -1,6 +1,5 @@
 // Package all links every built-in store into a program, so that
-// strata.Open and strata.OpenConfig know their URL schemes and config
-// tables:
+// strata.Open and config.Open know their URL schemes and config tables:
 //
 //	import _ "github.com/strata-kv/strata/stores/all"
 package all

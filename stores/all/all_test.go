@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/internal/testserver"
 	_ "github.com/strata-kv/strata/stores/all"
 )
@@ -32,13 +33,13 @@ func roundTrip(t *testing.T, doc string, env map[string]string) {
 	t.Helper()
 	ctx := t.Context()
 	open := func() strata.Store {
-		cfg, err := strata.ParseConfig([]byte(doc), func(k string) string { return env[k] })
+		cfg, err := config.Parse([]byte(doc), func(k string) string { return env[k] })
 		if err != nil {
-			t.Fatalf("ParseConfig: %v", err)
+			t.Fatalf("config.Parse: %v", err)
 		}
-		s, err := strata.OpenConfig(ctx, cfg)
+		s, err := config.Open(ctx, cfg)
 		if err != nil {
-			t.Fatalf("OpenConfig: %v", err)
+			t.Fatalf("config.Open: %v", err)
 		}
 		return s
 	}
@@ -56,7 +57,7 @@ func roundTrip(t *testing.T, doc string, env map[string]string) {
 	}
 }
 
-func TestOpenConfigEmbedded(t *testing.T) {
+func TestConfigEmbedded(t *testing.T) {
 	for _, backend := range []string{"bolt", "pebble"} {
 		t.Run(backend, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state")
@@ -66,7 +67,7 @@ func TestOpenConfigEmbedded(t *testing.T) {
 	}
 }
 
-func TestOpenConfigRedis(t *testing.T) {
+func TestConfigRedis(t *testing.T) {
 	r := testserver.StartRedis(t, &testserver.RedisOptions{Password: "hunter2"})
 	roundTrip(t, fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurl = %q\nkey_prefix = \"app:\"\n", r.URL()), nil)
 	if got := r.CLI(t, "GET", "app:k"); got != "v" {
@@ -76,12 +77,8 @@ func TestOpenConfigRedis(t *testing.T) {
 	roundTrip(t, "[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://127.0.0.1:1/0\"\n", map[string]string{"REDIS_URL": r.URL()})
 	// Unknown keys in [state.redis] are errors, and the password stays out
 	// of them.
-	cfg, err := strata.ParseConfig([]byte(fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurl = %q\npool = 3\n", r.URL())), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = strata.OpenConfig(t.Context(), cfg)
+	_, err := config.Parse([]byte(fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurl = %q\npool = 3\n", r.URL())), nil)
 	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "pool: unknown key") || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("OpenConfig with an unknown key = %v", err)
+		t.Fatalf("config.Parse with an unknown key = %v", err)
 	}
 }

@@ -26,7 +26,7 @@ import (
 func BenchmarkStore(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
 	conformance.BenchmarkStore(b, conformance.Harness{Open: func(tb testing.TB, o conformance.Options) strata.Store {
-		s, err := redis.Open(tb.Context(), redis.Config{URL: r.URL(), KeyPrefix: fmt.Sprintf("b%d:", seq.Add(1))})
+		s, err := redis.Open(tb.Context(), &redis.Options{URL: r.URL(), KeyPrefix: fmt.Sprintf("b%d:", seq.Add(1))})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func compare(b *testing.B, port int, unit string, conc, perOp int, op func(i int
 // figures and ratio come from interleaved rounds (see compare).
 func BenchmarkVsRedisBenchmark(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL(), PoolMaxConns: 50})
+	s, err := redis.Open(b.Context(), &redis.Options{URL: r.URL(), PoolSize: 50})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func BenchmarkVsRedisBenchmark(b *testing.B) {
 // command, as BenchmarkVsRedisBenchmark does.
 func BenchmarkPutManyTTL(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL()})
+	s, err := redis.Open(b.Context(), &redis.Options{URL: r.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func ratePair(b *testing.B, unit string, perOp int, nameA string, opA func(i int
 // done with WATCH/GET/MULTI/EXEC, and against redis-benchmark -P 100 SET.
 func BenchmarkCommit(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	s, err := redis.Open(b.Context(), redis.Config{URL: r.URL()})
+	s, err := redis.Open(b.Context(), &redis.Options{URL: r.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}

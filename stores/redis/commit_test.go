@@ -20,8 +20,8 @@ func TestCommitLostReplies(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	p := startProxy(t, r.Addr)
-	s := open(t, redis.Config{URL: "redis://" + p.Addr() + "/0", PoolMaxConns: 2, ReadTimeout: 200 * time.Millisecond,
-		MaxRetries: 3, RetryMinBackoff: time.Millisecond, RetryMaxBackoff: 10 * time.Millisecond})
+	s := open(t, redis.Options{URL: "redis://" + p.Addr() + "/0", PoolSize: 2, ReadTimeout: 200 * time.Millisecond,
+		MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond})
 	direct := r.Client(t)
 	ctx := t.Context()
 	counter, fence := []byte("{c}counter"), []byte("{c}fence")

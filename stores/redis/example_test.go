@@ -13,40 +13,20 @@ import (
 )
 
 func ExampleParseURL() {
-	cfg, err := redis.ParseURL("rediss://app:secret@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5")
+	opts, err := redis.ParseURL("rediss://app:secret@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(cfg.KeyPrefix, cfg.ReadTimeout, cfg.MaxRetries, cfg.TLS)
-	fmt.Println(cfg) // the password is redacted
+	fmt.Println(opts.KeyPrefix, opts.ReadTimeout, opts.MaxRetries, opts.TLS)
+	fmt.Println(opts) // the password is redacted
 	// Output:
 	// orders: 250ms 5 true
-	// redis.Config{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
-}
-
-func ExampleLoadTOML() {
-	cfg, err := redis.LoadTOML([]byte(`
-[state.redis]
-url = "redis+cluster://10.0.0.1:6379,10.0.0.2:6379"
-key_prefix = "stream:"
-default_ttl = "24h"
-pipeline_batch_size = 500
-`))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(cfg.DefaultTTL, cfg.PipelineBatchSize)
-
-	_, err = redis.LoadTOML([]byte("[state.redis]\nurl = \"redis://h\"\nread_timeout = 5\n"))
-	fmt.Println(err)
-	// Output:
-	// 24h0m0s 500
-	// strata: invalid configuration: redis: state.redis.read_timeout: 5 is a int64; want a quoted duration such as "500ms" or "5s"
+	// redis.Options{URL: rediss://app:xxxxx@cache.internal:6380/0?prefix=orders:&read_timeout=250ms&max_retries=5, KeyPrefix: "orders:", ReadTimeout: 250ms, MaxRetries: 5, TLS: true}
 }
 
 func ExampleOpen() {
 	ctx := context.Background()
-	s, err := redis.Open(ctx, redis.Config{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})
+	s, err := redis.Open(ctx, &redis.Options{URL: "redis://localhost:6379/0", KeyPrefix: "app:", ReadTimeout: time.Second})
 	if err != nil {
 		log.Fatal(err) // matches strata.ErrUnavailable when the server does not answer
 	}

@@ -8,3 +8,6 @@ var Slot = slot
 // NewFresh is New for a client that has sent nothing yet, as Open makes
 // them: the store's hooks see every node a cluster client will use.
 var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { return newStore(c, o, true) }
+
+// JoinURLs is joinURLs.
+var JoinURLs = joinURLs

@@ -93,8 +93,8 @@ func (tr *traffic) halt() []outcome {
 func TestKillAndRestart(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	cfg := redis.Config{URL: r.URL(), ConnectTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
-		WriteTimeout: 500 * time.Millisecond, MaxRetries: 2, RetryMinBackoff: 5 * time.Millisecond, RetryMaxBackoff: 50 * time.Millisecond}
+	cfg := redis.Options{URL: r.URL(), DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond, MaxRetries: 2, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond}
 	s := open(t, cfg)
 	// One attempt takes at most a dial and a read; three attempts and
 	// their backoffs, with slack for a loaded machine.
@@ -173,8 +173,8 @@ func TestLostReplies(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	p := startProxy(t, r.Addr)
-	s := open(t, redis.Config{URL: "redis://" + p.Addr() + "/0", PoolMaxConns: 1, ReadTimeout: 300 * time.Millisecond,
-		MaxRetries: 3, RetryMinBackoff: time.Millisecond, RetryMaxBackoff: 10 * time.Millisecond})
+	s := open(t, redis.Options{URL: "redis://" + p.Addr() + "/0", PoolSize: 1, ReadTimeout: 300 * time.Millisecond,
+		MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond})
 	direct := r.Client(t)
 	ctx := t.Context()
 	lose := func(mode int32) {
@@ -247,7 +247,7 @@ func TestLostReplies(t *testing.T) {
 	}
 	// Without retries, a lost reply of an idempotent write is reported as
 	// indeterminate too, never as a plain failure.
-	s0 := open(t, redis.Config{URL: "redis://" + p.Addr() + "/0", PoolMaxConns: 1, MaxRetries: -1})
+	s0 := open(t, redis.Options{URL: "redis://" + p.Addr() + "/0", PoolSize: 1, MaxRetries: -1})
 	noErr(t, "Ping", s0.Ping(ctx))
 	p.failNextReply(dropReset)
 	err := s0.Put(ctx, []byte("k"), []byte("v"), 0)
@@ -258,9 +258,9 @@ func TestLostReplies(t *testing.T) {
 }
 
 // clusterConfig is a Cluster store with short timeouts, for fault tests.
-func clusterConfig(c *testserver.RedisCluster) redis.Config {
-	return redis.Config{URL: clusterURL(c), ConnectTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
-		WriteTimeout: 500 * time.Millisecond, MaxRetries: 4, RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 300 * time.Millisecond}
+func clusterConfig(c *testserver.RedisCluster) redis.Options {
+	return redis.Options{URL: clusterURL(c), DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond, MaxRetries: 4, MinRetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 300 * time.Millisecond}
 }
 
 // waitReplicated waits until every replica of master has all its writes.

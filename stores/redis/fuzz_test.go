@@ -10,7 +10,7 @@ import (
 	"github.com/strata-kv/strata/stores/redis"
 )
 
-// FuzzParseURL: any string either parses into a Config that validates, or
+// FuzzParseURL: any string either parses into Options that validate, or
 // fails with ErrInvalidConfig, never panics, and never echoes the password.
 func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{
@@ -32,7 +32,7 @@ func FuzzParseURL(f *testing.F) {
 			return
 		}
 		if hasPassword(u, "hunter2") && strings.Contains(cfg.String(), "hunter2") {
-			t.Fatalf("Config.String shows the password: %s", cfg)
+			t.Fatalf("Options.String shows the password: %s", cfg)
 		}
 	})
 }
@@ -46,16 +46,4 @@ func hasPassword(u, pw string) bool {
 	}
 	got, ok := p.User.Password()
 	return ok && strings.Contains(got, pw)
-}
-
-// FuzzLoadTOML: any document either loads or fails with ErrInvalidConfig.
-func FuzzLoadTOML(f *testing.F) {
-	f.Add([]byte("[state.redis]\nurl = \"redis://h:1/0\"\nread_timeout = \"1s\"\n"))
-	f.Add([]byte("[state.redis]\nbogus = 1\n"))
-	f.Add([]byte("[state.redis\n"))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		if _, err := redis.LoadTOML(doc); err != nil && !errors.Is(err, strata.ErrInvalidConfig) {
-			t.Fatalf("LoadTOML = %v, not ErrInvalidConfig", err)
-		}
-	})
 }

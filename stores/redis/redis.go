@@ -1,10 +1,10 @@
 // Package redis is the strata store on Redis: one server, Redis Cluster,
 // TLS and ACL users, through any go-redis v9 client.
 //
-// Create a store with [Open] (from a [Config], built by hand, from TOML
-// with [LoadTOML] or from a URL with [ParseURL]), with strata.Open and one
-// of the registered URL schemes, or with [New] around a go-redis client you
-// already have:
+// Create a store with [Open] (from [Options], built by hand or from a URL
+// with [ParseURL]), with strata.Open and one of the registered URL
+// schemes, from a config file's [state.redis] table with package config,
+// or with [New] around a go-redis client you already have:
 //
 //	redis://[user:password@]host:6379/0?prefix=app:&read_timeout=500ms
 //	rediss://…                                      (TLS)
@@ -70,7 +70,7 @@
 // it, counted), dial once per attempt, and honor context deadlines inside
 // a command (ContextTimeoutEnabled); a context cancelled without a
 // deadline takes effect at the next command or ReadTimeout. After
-// PoolMaxConns failed dials in a row go-redis stops dialing and probes the
+// PoolSize failed dials in a row go-redis stops dialing and probes the
 // server once a second, so a restarted server is used again within about
 // a second.
 //
@@ -91,7 +91,7 @@
 //   - Any other Redis reply error (for example NOPERM from an ACL that
 //     does not cover KeyPrefix) is wrapped as is, in one *strata.OpError.
 //
-// Errors and printed Configs never show a password.
+// Errors and printed Options never show a password.
 package redis
 
 import (
@@ -109,42 +109,6 @@ import (
 )
 
 const backend = "redis"
-
-// Options configure a Store made by New. The zero value (or nil) gives the
-// defaults.
-type Options struct {
-	// KeyPrefix is prepended to every key in Redis. Default none.
-	KeyPrefix string
-
-	// DefaultTTL applies to writes with ttl == 0. Default: none.
-	DefaultTTL time.Duration
-
-	// MaxValueSize bounds values, in bytes. Default 512 MiB (Redis's own
-	// limit).
-	MaxValueSize int
-
-	// PipelineBatchSize is the most keys a batch sends per round trip.
-	// Default 1000.
-	PipelineBatchSize int
-
-	// MaxRetries is how many times the store's hook retries a command
-	// after a transient failure. Default 0: none beyond what the client
-	// itself does (go-redis's MaxRetries, not counted in RedisStats, and
-	// out of the hook's sight: see New for what that costs a failed
-	// write). For every retry to be counted, give the client
-	// MaxRetries: -1 and set this instead; Open does so.
-	MaxRetries int
-
-	// MinRetryBackoff and MaxRetryBackoff bound the randomized exponential
-	// backoff between the hook's retries. Defaults 8ms and 512ms.
-	MinRetryBackoff time.Duration
-	MaxRetryBackoff time.Duration
-
-	// CloseClient makes Close close the client as well. Default false: the
-	// caller owns a client passed to New and closes it after the store.
-	// Open sets it.
-	CloseClient bool
-}
 
 // Store is a strata.Store on Redis. Create one with New or Open. It is safe
 // for concurrent use.
@@ -212,33 +176,14 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 		s.opts = *opts
 	}
 	o := &s.opts
-	switch {
-	case o.MaxValueSize < 0:
-		return nil, fmt.Errorf("%w: redis: Options.MaxValueSize %d is negative", strata.ErrInvalidConfig, o.MaxValueSize)
-	case o.DefaultTTL < 0:
-		return nil, fmt.Errorf("%w: redis: Options.DefaultTTL %v is negative", strata.ErrInvalidConfig, o.DefaultTTL)
-	case o.PipelineBatchSize < 0:
-		return nil, fmt.Errorf("%w: redis: Options.PipelineBatchSize %d is negative", strata.ErrInvalidConfig, o.PipelineBatchSize)
-	case o.MaxRetries < 0:
-		return nil, fmt.Errorf("%w: redis: Options.MaxRetries %d is negative (0 means none)", strata.ErrInvalidConfig, o.MaxRetries)
-	case o.MinRetryBackoff < 0 || o.MaxRetryBackoff < 0:
-		return nil, fmt.Errorf("%w: redis: Options retry backoffs must not be negative", strata.ErrInvalidConfig)
+	var errs []error
+	o.checkStore(func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	})
+	if err := configErr(errs); err != nil {
+		return nil, err
 	}
-	if o.MaxValueSize == 0 {
-		o.MaxValueSize = defaultMaxValueSize
-	}
-	if o.PipelineBatchSize == 0 {
-		o.PipelineBatchSize = DefaultPipelineBatchSize
-	}
-	if o.MinRetryBackoff == 0 {
-		o.MinRetryBackoff = DefaultRetryMinBackoff
-	}
-	if o.MaxRetryBackoff == 0 {
-		o.MaxRetryBackoff = DefaultRetryMaxBackoff
-	}
-	if o.MinRetryBackoff > o.MaxRetryBackoff {
-		return nil, fmt.Errorf("%w: redis: Options.MinRetryBackoff %v exceeds MaxRetryBackoff %v", strata.ErrInvalidConfig, o.MinRetryBackoff, o.MaxRetryBackoff)
-	}
+	o.storeDefaults(clientRetries(client))
 	s.prefix = []byte(o.KeyPrefix)
 	s.hiddenRetries = hiddenRetries(client, fresh)
 	switch c := client.(type) {
@@ -254,12 +199,17 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 	return s, nil
 }
 
-// Open connects to the server or cluster cfg describes, checks it answers
+// Open connects to the server or cluster opts describes, checks it answers
 // (PING, on every master in Cluster mode) and returns a store that owns
-// the client. Errors match strata.ErrInvalidConfig for a bad cfg and
-// strata.ErrUnavailable when the server cannot be reached.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
-	r, err := cfg.resolve()
+// the client. Errors match strata.ErrInvalidConfig for bad opts (nil
+// lacks the URL) and strata.ErrUnavailable when the server cannot be
+// reached.
+func Open(ctx context.Context, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	r, err := o.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -267,24 +217,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := r.cfg
-	s, err := newStore(client, &Options{
-		KeyPrefix:         c.KeyPrefix,
-		DefaultTTL:        c.DefaultTTL,
-		MaxValueSize:      c.MaxValueSize,
-		PipelineBatchSize: c.PipelineBatchSize,
-		MaxRetries:        max(c.MaxRetries, 0),
-		MinRetryBackoff:   c.RetryMinBackoff,
-		MaxRetryBackoff:   c.RetryMaxBackoff,
-		CloseClient:       true,
-	}, true)
+	r.opts.CloseClient = true
+	s, err := newStore(client, &r.opts, true)
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(cfg.URL), err)
+		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(r.url), err)
 	}
 	return s, nil
 }
@@ -313,11 +254,11 @@ func init() {
 }
 
 func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
-	cfg, err := ParseURL(u.String())
+	opts, err := ParseURL(u.String())
 	if err != nil {
 		return nil, err
 	}
-	s, err := Open(ctx, cfg)
+	s, err := Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ var seq atomic.Int64
 
 // harness returns a conformance harness that opens stores from base, each
 // under a new prefix made by prefix.
-func harness(base redis.Config, prefix func(n int64) string) conformance.Harness {
+func harness(base redis.Options, prefix func(n int64) string) conformance.Harness {
 	return conformance.Harness{
 		Open: func(tb testing.TB, o conformance.Options) strata.Store {
 			cfg := base
@@ -41,7 +41,7 @@ func harness(base redis.Config, prefix func(n int64) string) conformance.Harness
 			cfg.MaxValueSize = o.MaxValueSize
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := redis.Open(ctx, cfg)
+			s, err := redis.Open(ctx, &cfg)
 			if err != nil {
 				tb.Fatalf("Open: %v", err)
 			}
@@ -58,7 +58,7 @@ func TestConformanceStandalone(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	// The prefix holds every glob metacharacter: SCAN MATCH must escape it.
-	conformance.RunStore(t, harness(redis.Config{URL: r.URL()}, func(n int64) string {
+	conformance.RunStore(t, harness(redis.Options{URL: r.URL()}, func(n int64) string {
 		return fmt.Sprintf(`s*?[a-z]\%d:`, n)
 	}))
 }
@@ -66,7 +66,7 @@ func TestConformanceStandalone(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
-	h := harness(redis.Config{URL: clusterURL(c), ClusterMode: true}, func(n int64) string {
+	h := harness(redis.Options{URL: clusterURL(c), ClusterMode: true}, func(n int64) string {
 		return fmt.Sprintf("c%d:", n)
 	})
 	h.SingleSlotCommits = true
@@ -76,7 +76,7 @@ func TestConformanceCluster(t *testing.T) {
 func TestConformanceTLS(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, &testserver.RedisOptions{TLS: true, Password: "tls-secret"})
-	conformance.RunStore(t, harness(redis.Config{URL: r.URL(), TLSCAFile: r.Certs.CA}, func(n int64) string {
+	conformance.RunStore(t, harness(redis.Options{URL: r.URL(), TLSCAFile: r.Certs.CA}, func(n int64) string {
 		return fmt.Sprintf("t%d:", n)
 	}))
 }
@@ -88,7 +88,7 @@ func TestConformanceACL(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, &testserver.RedisOptions{Users: []string{aclUser}})
 	url := fmt.Sprintf("redis://app:app-secret@%s/0", r.Addr)
-	h := harness(redis.Config{URL: url}, func(int64) string { return "" })
+	h := harness(redis.Options{URL: url}, func(int64) string { return "" })
 	open := h.Open
 	const width = len("app:000000:")
 	h.Open = func(tb testing.TB, o conformance.Options) strata.Store {

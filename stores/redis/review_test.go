@@ -47,7 +47,7 @@ func TestClusterBatchSlotsWithPrefix(t *testing.T) {
 			t.Errorf("slot(%q, %q) = %d, server says %d", pk[0], pk[1], got, want)
 		}
 	}
-	s := open(t, redis.Config{URL: clusterURL(c), KeyPrefix: prefix})
+	s := open(t, redis.Options{URL: clusterURL(c), KeyPrefix: prefix})
 	keys := [][]byte{a, b}
 	noErr(t, "PutMany", s.PutMany(ctx, []strata.Entry{{Key: a, Value: a}, {Key: b, Value: b}}))
 	got, err := s.GetMany(ctx, keys)
@@ -133,7 +133,7 @@ func TestLostReplyThenRefusedIsIndeterminate(t *testing.T) {
 func TestKeysOwnsPrefix(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	s := open(t, redis.Config{URL: r.URL(), KeyPrefix: "own:"})
+	s := open(t, redis.Options{URL: r.URL(), KeyPrefix: "own:"})
 	ctx := t.Context()
 	noErr(t, "PutMany", s.PutMany(ctx, []strata.Entry{{Key: []byte("a1"), Value: []byte("1")}, {Key: []byte("b1"), Value: []byte("2")}}))
 	prefix := []byte("a")
@@ -222,8 +222,8 @@ func TestGarbledTLSReplyIsIndeterminate(t *testing.T) {
 			go serve(c)
 		}
 	}()
-	s := open(t, redis.Config{URL: "rediss://" + ln.Addr().String() + "/0", TLSCAFile: certs.CA, PoolMaxConns: 1,
-		MaxRetries: 3, RetryMinBackoff: time.Millisecond, RetryMaxBackoff: 2 * time.Millisecond})
+	s := open(t, redis.Options{URL: "rediss://" + ln.Addr().String() + "/0", TLSCAFile: certs.CA, PoolSize: 1,
+		MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond})
 	direct := r.Client(t)
 	ctx := t.Context()
 	noErr(t, "Ping", s.Ping(ctx))
@@ -245,7 +245,7 @@ func TestCloseDuringWriteIsIndeterminate(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	p := startProxy(t, r.Addr)
-	s, err := redis.Open(t.Context(), redis.Config{URL: "redis://" + p.Addr() + "/0", PoolMaxConns: 1, ReadTimeout: time.Minute})
+	s, err := redis.Open(t.Context(), &redis.Options{URL: "redis://" + p.Addr() + "/0", PoolSize: 1, ReadTimeout: time.Minute})
 	noErr(t, "Open", err)
 	p.failNextReply(dropHang)
 	done := make(chan error, 1)

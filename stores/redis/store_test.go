@@ -18,9 +18,9 @@ import (
 	"github.com/strata-kv/strata/stores/redis"
 )
 
-func open(tb testing.TB, cfg redis.Config) *redis.Store {
+func open(tb testing.TB, cfg redis.Options) *redis.Store {
 	tb.Helper()
-	s, err := redis.Open(tb.Context(), cfg)
+	s, err := redis.Open(tb.Context(), &cfg)
 	if err != nil {
 		tb.Fatalf("Open(%v): %v", cfg, err)
 	}
@@ -52,7 +52,7 @@ func opErrors(err error) int {
 func TestPlainRedisData(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	s := open(t, redis.Config{URL: r.URL(), KeyPrefix: "app:"})
+	s := open(t, redis.Options{URL: r.URL(), KeyPrefix: "app:"})
 	ctx := t.Context()
 	noErr(t, "Put", s.Put(ctx, []byte("greeting"), []byte("hello world"), time.Hour))
 	noErr(t, "Put", s.Put(ctx, []byte("bin"), []byte("v\x01\xffz"), strata.NoExpiry))
@@ -87,7 +87,7 @@ func TestPlainRedisData(t *testing.T) {
 func TestACLPermissionError(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, &testserver.RedisOptions{Users: []string{aclUser}})
-	s := open(t, redis.Config{URL: fmt.Sprintf("redis://app:app-secret@%s/0", r.Addr)})
+	s := open(t, redis.Options{URL: fmt.Sprintf("redis://app:app-secret@%s/0", r.Addr)})
 	ctx := t.Context()
 	noErr(t, "Put inside the user's pattern", s.Put(ctx, []byte("app:k"), []byte("v"), 0))
 	err := s.Put(ctx, []byte("other:k"), []byte("v"), 0)
@@ -119,18 +119,18 @@ func TestTLSVerification(t *testing.T) {
 	r := testserver.StartRedis(t, &testserver.RedisOptions{TLS: true})
 	ctx := t.Context()
 	// By IP (the certificate carries 127.0.0.1) and by name.
-	s := open(t, redis.Config{URL: r.URL(), TLSCAFile: r.Certs.CA})
+	s := open(t, redis.Options{URL: r.URL(), TLSCAFile: r.Certs.CA})
 	noErr(t, "Ping", s.Ping(ctx))
-	s = open(t, redis.Config{URL: r.URL(), TLSCAFile: r.Certs.CA, TLSServerName: "localhost"})
+	s = open(t, redis.Options{URL: r.URL(), TLSCAFile: r.Certs.CA, TLSServerName: "localhost"})
 	noErr(t, "Ping", s.Ping(ctx))
 
-	quick := redis.Config{URL: r.URL(), ConnectTimeout: time.Second, MaxRetries: -1}
-	for name, cfg := range map[string]redis.Config{
+	quick := redis.Options{URL: r.URL(), DialTimeout: time.Second, MaxRetries: -1}
+	for name, cfg := range map[string]redis.Options{
 		"unknown CA":       quick,
-		"wrong name":       {URL: quick.URL, ConnectTimeout: time.Second, MaxRetries: -1, TLSCAFile: r.Certs.CA, TLSServerName: "not-localhost"},
-		"plain to the TLS": {URL: "redis://" + r.Addr, ConnectTimeout: time.Second, MaxRetries: -1, ReadTimeout: time.Second},
+		"wrong name":       {URL: quick.URL, DialTimeout: time.Second, MaxRetries: -1, TLSCAFile: r.Certs.CA, TLSServerName: "not-localhost"},
+		"plain to the TLS": {URL: "redis://" + r.Addr, DialTimeout: time.Second, MaxRetries: -1, ReadTimeout: time.Second},
 	} {
-		_, err := redis.Open(ctx, cfg)
+		_, err := redis.Open(ctx, &cfg)
 		if !errors.Is(err, strata.ErrUnavailable) {
 			t.Fatalf("%s: Open = %v, want ErrUnavailable", name, err)
 		}
@@ -139,14 +139,14 @@ func TestTLSVerification(t *testing.T) {
 		}
 	}
 	// Turning verification off takes the Config field, never the URL alone.
-	_, err := redis.Open(ctx, redis.Config{URL: r.URL() + "?tls_insecure_skip_verify=true"})
+	_, err := redis.Open(ctx, &redis.Options{URL: r.URL() + "?tls_insecure_skip_verify=true"})
 	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("Open with tls_insecure_skip_verify in the URL = %v, want a refusal", err)
 	}
 	if _, err := strata.Open(ctx, r.URL()+"?insecure_skip_verify=1"); !errors.Is(err, strata.ErrInvalidConfig) {
 		t.Fatalf("strata.Open with insecure_skip_verify = %v, want ErrInvalidConfig", err)
 	}
-	s = open(t, redis.Config{URL: r.URL(), TLSInsecureSkipVerify: true})
+	s = open(t, redis.Options{URL: r.URL(), TLSInsecureSkipVerify: true})
 	noErr(t, "Ping with verification off", s.Ping(ctx))
 }
 
@@ -221,8 +221,8 @@ func TestNewWithClient(t *testing.T) {
 	if _, err := redis.New(nil, nil); !errors.Is(err, strata.ErrInvalidConfig) {
 		t.Fatalf("New(nil) = %v", err)
 	}
-	if _, err := redis.New(client, &redis.Options{MaxRetries: -1}); !errors.Is(err, strata.ErrInvalidConfig) {
-		t.Fatalf("New with MaxRetries -1 = %v", err)
+	if _, err := redis.New(client, &redis.Options{MaxRetries: -2}); !errors.Is(err, strata.ErrInvalidConfig) {
+		t.Fatalf("New with MaxRetries -2 = %v", err)
 	}
 }
 
@@ -230,8 +230,8 @@ func TestStatsAndServerReadings(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	ctx := t.Context()
-	s := open(t, redis.Config{URL: r.URL(), KeyPrefix: "st:"})
-	bare := open(t, redis.Config{URL: r.URL()})
+	s := open(t, redis.Options{URL: r.URL(), KeyPrefix: "st:"})
+	bare := open(t, redis.Options{URL: r.URL()})
 	for i := range 50 {
 		noErr(t, "Put", s.Put(ctx, fmt.Appendf(nil, "k%d", i), []byte("value"), 0))
 	}
@@ -282,7 +282,7 @@ func TestClusterSlotsAndReadings(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, nil)
 	ctx := t.Context()
-	s := open(t, redis.Config{URL: clusterURL(c)})
+	s := open(t, redis.Options{URL: clusterURL(c)})
 	client := c.Client(t)
 	var keys [][]byte
 	for i := range 300 {
@@ -337,7 +337,7 @@ func TestClusterSlotsAndReadings(t *testing.T) {
 func TestContextDeadlineWithinCommand(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	s := open(t, redis.Config{URL: r.URL(), ReadTimeout: 10 * time.Second})
+	s := open(t, redis.Options{URL: r.URL(), ReadTimeout: 10 * time.Second})
 	ctx := t.Context()
 	noErr(t, "Put", s.Put(ctx, []byte("k"), []byte("v"), 0))
 	// Open two connections, so that the second command below finds one
@@ -377,7 +377,7 @@ func TestContextDeadlineWithinCommand(t *testing.T) {
 func TestPutManyOrder(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	s := open(t, redis.Config{URL: r.URL(), PipelineBatchSize: 3})
+	s := open(t, redis.Options{URL: r.URL(), PipelineBatchSize: 3})
 	ctx := t.Context()
 	noErr(t, "PutMany", s.PutMany(ctx, []strata.Entry{
 		{Key: []byte("a"), Value: []byte("1")},
@@ -407,7 +407,7 @@ func TestClusterTLS(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{TLS: true, Password: "cluster-secret"})
 	url := strings.Replace(clusterURL(c), "redis+cluster://", "rediss+cluster://", 1)
-	s := open(t, redis.Config{URL: url, TLSCAFile: c.Certs.CA, KeyPrefix: "tls:"})
+	s := open(t, redis.Options{URL: url, TLSCAFile: c.Certs.CA, KeyPrefix: "tls:"})
 	ctx := t.Context()
 	var entries []strata.Entry
 	for i := range 100 {
@@ -426,7 +426,7 @@ func TestClusterTLS(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("CompareAndSwap = %v, %v", ok, err)
 	}
-	if _, err := redis.Open(ctx, redis.Config{URL: url, ConnectTimeout: time.Second, MaxRetries: -1}); !errors.Is(err, strata.ErrUnavailable) {
+	if _, err := redis.Open(ctx, &redis.Options{URL: url, DialTimeout: time.Second, MaxRetries: -1}); !errors.Is(err, strata.ErrUnavailable) {
 		t.Fatalf("Open without the CA = %v, want ErrUnavailable (certificate)", err)
 	}
 }
