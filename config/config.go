@@ -112,12 +112,13 @@ type State struct {
 	DefaultTTL time.Duration `toml:"default_ttl" alias:"default_ttl_secs"`
 }
 
-// Checkpoint is the [checkpoint] table. [Checkpoint.Options] turns it into
-// the options of a checkpoint.Coordinator.
+// Checkpoint is the [checkpoint] table. checkpoint.OptionsFromConfig turns
+// it into the options of a checkpoint.Coordinator, and checkpoint.FromConfig
+// into a Coordinator.
 type Checkpoint struct {
 	// Enabled is true when the file has a [checkpoint] table that does
 	// not say enabled = false: the process should take periodic
-	// checkpoints (see [NewCoordinator]).
+	// checkpoints (see checkpoint.FromConfig).
 	Enabled bool `toml:"enabled"`
 	// Dir is the checkpoint directory (checkpoint_dir; CHECKPOINT_DIR
 	// overrides it).

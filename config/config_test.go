@@ -152,8 +152,8 @@ func TestConfigRedaction(t *testing.T) {
 	}
 }
 
-// NewCoordinator: the file's settings, over the caller's defaults.
-func TestNewCoordinator(t *testing.T) {
+// FromConfig: the file's settings, over the caller's defaults.
+func TestFromConfig(t *testing.T) {
 	ctx := t.Context()
 	fileDir, callerDir := t.TempDir(), t.TempDir()
 	s, err := strata.Open(ctx, "mem://")
@@ -174,9 +174,9 @@ func TestNewCoordinator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		coord, err := config.NewCoordinator(cfg, s, c.opts)
+		coord, err := checkpoint.FromConfig(cfg, s, c.opts)
 		if err != nil || coord == nil || coord.Dir() != c.wantDir {
-			t.Fatalf("NewCoordinator(%q, %+v) = %v, %v; want one in %s", c.doc, c.opts, coord, err, c.wantDir)
+			t.Fatalf("FromConfig(%q, %+v) = %v, %v; want one in %s", c.doc, c.opts, coord, err, c.wantDir)
 		}
 	}
 	for doc, want := range map[string]string{
@@ -185,7 +185,7 @@ func TestNewCoordinator(t *testing.T) {
 	} {
 		cfg, err := config.Parse([]byte(doc), nil)
 		if err == nil {
-			_, err = config.NewCoordinator(cfg, s, nil)
+			_, err = checkpoint.FromConfig(cfg, s, nil)
 		}
 		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want ErrInvalidConfig mentioning %q", doc, err, want)
@@ -196,7 +196,7 @@ func TestNewCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if coord, err := config.NewCoordinator(cfg, s, &checkpoint.Options{Dir: callerDir}); coord != nil || err != nil {
-		t.Fatalf("NewCoordinator without [checkpoint] = %v, %v; want nil, nil", coord, err)
+	if coord, err := checkpoint.FromConfig(cfg, s, &checkpoint.Options{Dir: callerDir}); coord != nil || err != nil {
+		t.Fatalf("FromConfig without [checkpoint] = %v, %v; want nil, nil", coord, err)
 	}
 }

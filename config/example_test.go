@@ -5,6 +5,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/strata-kv/strata/checkpoint"
 	"github.com/strata-kv/strata/config"
 	"github.com/strata-kv/strata/stores/redis"
 )
@@ -32,7 +33,7 @@ checkpoint_dir = "/var/lib/app/checkpoints"
 		log.Fatal(err)
 	}
 	fmt.Println(o) // the passwords are redacted
-	fmt.Println(cfg.Checkpoint.Enabled, cfg.Checkpoint.Options().Interval)
+	fmt.Println(cfg.Checkpoint.Enabled, checkpoint.OptionsFromConfig(cfg.Checkpoint).Interval)
 
 	_, err = config.Parse([]byte(`
 [state]

@@ -153,12 +153,12 @@ func TestOptimizerFileOnCluster(t *testing.T) {
 	// The [checkpoint] table, with CHECKPOINT_DIR as the deployment sets it.
 	want := checkpoint.Options{Dir: dir, Interval: 10 * time.Second, MinInterval: 10 * time.Second,
 		MaxCheckpoints: 10, Compression: checkpoint.CompressionZstd}
-	if got := cfg.Checkpoint.Options(); !reflect.DeepEqual(got, want) {
+	if got := checkpoint.OptionsFromConfig(cfg.Checkpoint); !reflect.DeepEqual(got, want) {
 		t.Errorf("checkpoint options = %+v, want %+v", got, want)
 	}
-	coord, err := config.NewCoordinator(cfg, s, nil)
+	coord, err := checkpoint.FromConfig(cfg, s, nil)
 	if err != nil || coord == nil {
-		t.Fatalf("NewCoordinator = %v, %v; want a coordinator (enabled = true)", coord, err)
+		t.Fatalf("FromConfig = %v, %v; want a coordinator (enabled = true)", coord, err)
 	}
 	man, err := coord.Checkpoint(ctx)
 	if err != nil {
@@ -319,9 +319,9 @@ func TestOptimizerFileCheckpointsDisabled(t *testing.T) {
 	if cfg.Checkpoint.Enabled {
 		t.Fatal("enabled = false parsed as enabled")
 	}
-	coord, err := config.NewCoordinator(cfg, nil, nil)
+	coord, err := checkpoint.FromConfig(cfg, nil, nil)
 	if coord != nil || err != nil {
-		t.Fatalf("NewCoordinator with enabled = false = %v, %v; want nil, nil", coord, err)
+		t.Fatalf("FromConfig with enabled = false = %v, %v; want nil, nil", coord, err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the checkpoint directory was created: %v", err)

@@ -45,7 +45,7 @@ func (f *checkpointFlags) options(cmd *cobra.Command) (*checkpoint.Options, erro
 	if cfg == nil {
 		return &checkpoint.Options{Dir: f.dir}, nil
 	}
-	o := cfg.Checkpoint.Options()
+	o := checkpoint.OptionsFromConfig(cfg.Checkpoint)
 	if o.Dir == "" {
 		return nil, fmt.Errorf("%w: --%s %s: checkpoint.checkpoint_dir (or CHECKPOINT_DIR) is required", strata.ErrInvalidConfig, configFlag, configPath(cmd))
 	}

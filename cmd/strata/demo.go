@@ -261,7 +261,7 @@ func (d *demo) open(ctx context.Context) error {
 	opts := &checkpoint.Options{Aligned: true, Interval: d.cfg.ckptEvery,
 		Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if d.cfg.file != nil {
-		d.coord, err = config.NewCoordinator(d.cfg.file, d.store, opts)
+		d.coord, err = checkpoint.FromConfig(d.cfg.file, d.store, opts)
 	} else {
 		opts.Dir, opts.MaxCheckpoints = d.cfg.ckptDir, 3
 		d.coord, err = checkpoint.New(d.store, opts)
