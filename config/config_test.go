@@ -180,7 +180,7 @@ func TestFromConfig(t *testing.T) {
 		}
 	}
 	for doc, want := range map[string]string{
-		"[checkpoint]\nenabled = true\n":     "checkpoint.checkpoint_dir (or CHECKPOINT_DIR) is required",
+		"[checkpoint]\nenabled = true\n":     "checkpoint_dir (or CHECKPOINT_DIR) is required",
 		"[checkpoint]\ninterval = \"-1s\"\n": `"-1s" is not a non-negative duration`,
 	} {
 		cfg, err := config.Parse([]byte(doc), nil)
