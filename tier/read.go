@@ -1,0 +1,318 @@
+package tier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/strata-kv/strata"
+)
+
+// Get returns the value of key from L1, or reads it from the L2 (one read
+// for all concurrent misses of the key) and caches it for the time the L2
+// says it has left, capped by MaxLocalTTL.
+func (t *Tier) Get(ctx context.Context, key []byte) ([]byte, error) {
+	h := t.hash(key)
+	sh, ok := t.enter(h)
+	if !ok {
+		return nil, strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		sh.active.Add(-1)
+		return nil, err
+	}
+	if e, ok := t.lookup(key, h); ok {
+		sh.active.Add(-1)
+		if e.flags().Load()&flagNegative != 0 {
+			sh.negHits.Add(1)
+			return nil, strata.ErrNotFound
+		}
+		v := clone(e.value())
+		sh.hits.Add(1)
+		sh.hitBytes.Add(uint64(len(v)))
+		return v, nil
+	}
+	sh.active.Add(-1)
+	t.c.l1Misses.Add(1)
+	for {
+		v, retry, err := t.load(ctx, key, h)
+		if !retry {
+			t.countRead(v, err)
+			return v, err
+		}
+	}
+}
+
+// countRead counts the outcome of a read that went to the L2.
+func (t *Tier) countRead(v []byte, err error) {
+	switch {
+	case err == nil:
+		t.c.l2Hits.Add(1)
+		t.c.l2Bytes.Add(uint64(len(v)))
+	case errors.Is(err, strata.ErrNotFound):
+		t.c.l2Misses.Add(1)
+	default:
+		t.countErr(err)
+	}
+}
+
+// load reads key from the L2, sharing the read with concurrent misses of
+// the same key and generation, and installs the result if no write or
+// invalidation of the key overlapped the read. retry asks the caller to
+// load again: the shared read failed only because its leader's context
+// ended.
+func (t *Tier) load(ctx context.Context, key []byte, h uint64) (v []byte, retry bool, err error) {
+	i, ls := t.slot(h)
+	ls.mu.Lock()
+	tk := t.fillTicketLocked(i)
+	var f *flight
+	if tk.ok {
+		if g := ls.flights[h]; g != nil && g.gen == tk.gen && g.state == tk.state && bytes.Equal(g.key, key) {
+			// Same key, and no write or invalidation since g's leader took
+			// its ticket: g's answer is current for us too.
+			g.waiters++
+			if g.done == nil {
+				g.done = make(chan struct{})
+			}
+			done := g.done
+			ls.mu.Unlock()
+			t.c.joined.Add(1)
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+			if g.err != nil {
+				if isContextErr(g.err) && ctx.Err() == nil {
+					return nil, true, nil
+				}
+				return nil, false, g.err
+			}
+			return clone(g.val), false, nil
+		}
+		f = &flight{key: key, gen: tk.gen, state: tk.state}
+		if ls.flights == nil {
+			ls.flights = make(map[uint64]*flight)
+		}
+		ls.flights[h] = f
+	}
+	ls.mu.Unlock()
+
+	start := t.now()
+	var ttl time.Duration
+	t.c.l2Reads.Add(1)
+	if tk.ok {
+		v, ttl, err = t.expirer.GetWithTTL(ctx, key)
+		if errors.Is(err, strata.ErrUnsupported) {
+			// A view (such as strata.WithPrefix) over a store without TTLs:
+			// never fill from it again.
+			t.noTTL.Store(true)
+			v, err = t.l2.Get(ctx, key)
+			tk.ok = false
+		}
+	} else {
+		v, err = t.l2.Get(ctx, key)
+	}
+	if f == nil {
+		return v, false, err
+	}
+
+	ls.mu.Lock()
+	if ls.flights[h] == f {
+		delete(ls.flights, h)
+	}
+	if t.stillLocked(i, tk) {
+		switch {
+		case err == nil:
+			t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
+		case errors.Is(err, strata.ErrNotFound) && t.opts.NegativeTTL > 0:
+			t.installLocked(key, h, nil, true, t.expiry(start, t.opts.NegativeTTL), tk)
+		}
+	} else if tk.ok {
+		t.c.fillsDropped.Add(1)
+	}
+	f.val, f.err = v, err
+	waiters, done := f.waiters, f.done
+	ls.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+	if waiters > 0 && err == nil {
+		// The waiters copy f.val; hand the caller its own copy.
+		v = clone(v)
+	}
+	return v, false, err
+}
+
+// Keys lists the L2's keys (L1 holds no key the L2 lacks).
+func (t *Tier) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
+	if t.closed.Load() {
+		return func(yield func([]byte, error) bool) { yield(nil, strata.ErrClosed) }
+	}
+	return t.l2.Keys(ctx, prefix)
+}
+
+// GetMany serves the keys L1 holds and reads all the others with one L2
+// GetMany. Each key's value is linearizable on its own; the result is not
+// a snapshot across keys. Misses are cached only when the L2 implements
+// [BatchExpirer].
+func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	var miss []int
+	var hashes []uint64
+	for i, k := range keys {
+		h := t.hash(k)
+		sh, ok := t.enter(h)
+		if !ok {
+			return nil, strata.ErrClosed
+		}
+		e, ok := t.lookup(k, h)
+		if !ok {
+			sh.active.Add(-1)
+			miss = append(miss, i)
+			hashes = append(hashes, h)
+			continue
+		}
+		if e.flags().Load()&flagNegative != 0 {
+			sh.negHits.Add(1)
+		} else {
+			out[i] = clone(e.value())
+			sh.hits.Add(1)
+			sh.hitBytes.Add(uint64(len(out[i])))
+		}
+		sh.active.Add(-1)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	t.c.l1Misses.Add(uint64(len(miss)))
+	mk := make([][]byte, len(miss))
+	for j, i := range miss {
+		mk[j] = keys[i]
+	}
+	t.c.l2Reads.Add(uint64(len(miss)))
+	be, ok := t.l2.(BatchExpirer)
+	if !ok || t.noTTL.Load() {
+		vs, err := strata.GetMany(ctx, t.l2, mk)
+		if err != nil {
+			t.countErr(err)
+			return nil, err
+		}
+		for j, i := range miss {
+			out[i] = vs[j]
+			t.countRead(vs[j], notFoundIfNil(vs[j]))
+		}
+		return out, nil
+	}
+	tks := make([]ticket, len(miss))
+	for j, h := range hashes {
+		i, ls := t.slot(h)
+		ls.mu.Lock()
+		tks[j] = t.fillTicketLocked(i)
+		ls.mu.Unlock()
+	}
+	start := t.now()
+	es, err := be.GetManyWithTTL(ctx, mk)
+	if err == nil && len(es) != len(mk) {
+		err = strata.NewOpError("get_many", "tier", nil, errors.New("L2 GetManyWithTTL returned a wrong count"))
+	}
+	if err != nil {
+		t.countErr(err)
+		return nil, err
+	}
+	for j, h := range hashes {
+		i, ls := t.slot(h)
+		ls.mu.Lock()
+		if t.stillLocked(i, tks[j]) {
+			if es[j].Value != nil {
+				t.installLocked(mk[j], h, es[j].Value, false, t.expiry(start, es[j].TTL), tks[j])
+			} else {
+				t.installLocked(mk[j], h, nil, true, t.negExpiry(start), tks[j])
+			}
+		}
+		ls.mu.Unlock()
+		out[miss[j]] = es[j].Value
+		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
+	}
+	return out, nil
+}
+
+func notFoundIfNil(v []byte) error {
+	if v == nil {
+		return strata.ErrNotFound
+	}
+	return nil
+}
+
+// TTL returns the L2's answer: L1 knows only a lower bound.
+func (t *Tier) TTL(ctx context.Context, key []byte) (time.Duration, error) {
+	if t.closed.Load() {
+		return 0, strata.ErrClosed
+	}
+	return strata.TTL(ctx, t.l2, key)
+}
+
+// GetWithTTL reads key and its remaining TTL from the L2 (L1 knows only a
+// lower bound of the TTL) and caches the value as a read-through fill does.
+func (t *Tier) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duration, error) {
+	if t.closed.Load() {
+		return nil, 0, strata.ErrClosed
+	}
+	h := t.hash(key)
+	i, ls := t.slot(h)
+	ls.mu.Lock()
+	tk := t.fillTicketLocked(i)
+	ls.mu.Unlock()
+	start := t.now()
+	t.c.l1Misses.Add(1)
+	t.c.l2Reads.Add(1)
+	v, ttl, err := strata.GetWithTTL(ctx, t.l2, key)
+	t.countRead(v, err)
+	if tk.ok && (err == nil || errors.Is(err, strata.ErrNotFound)) {
+		ls.mu.Lock()
+		if t.stillLocked(i, tk) {
+			if err == nil {
+				t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
+			} else {
+				t.installLocked(key, h, nil, true, t.negExpiry(start), tk)
+			}
+		}
+		ls.mu.Unlock()
+	}
+	return v, ttl, err
+}
+
+// Snapshot returns the L2's snapshot (or a scan of it).
+func (t *Tier) Snapshot(ctx context.Context) (strata.Snapshot, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	return strata.SnapshotOf(ctx, t.l2)
+}
+
+// Ping checks the L2.
+func (t *Tier) Ping(ctx context.Context) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	return strata.Ping(ctx, t.l2)
+}
+
+// BatchExpirer is implemented by L2 stores that return the values and
+// remaining TTLs of many keys in one round trip. The tier fills L1 from the
+// misses of a GetMany only through it: a plain GetMany does not say how long
+// each value has left, so its results are returned but not cached.
+type BatchExpirer interface {
+	// GetManyWithTTL returns one entry per key, in order: Value is nil
+	// exactly when the key is absent or expired; otherwise TTL is the time
+	// left (NoExpiry for none) and Key may be left nil.
+	GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error)
+}
