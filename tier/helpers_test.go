@@ -245,3 +245,50 @@ func (f *fixture) wantL2(key, value string, absent bool) {
 		f.t.Fatalf("Get(%q) made %d L2 reads; want 1 (an L1 miss)", key, n)
 	}
 }
+
+// fakeInvalidator is an Invalidator the test drives through its sink.
+type fakeInvalidator struct {
+	upAtStart bool // call sink.Up from Start
+
+	mu      sync.Mutex
+	sink    *tier.Sink
+	started int
+	closed  int
+}
+
+func (f *fakeInvalidator) Start(s *tier.Sink) error {
+	f.mu.Lock()
+	f.sink = s
+	f.started++
+	f.mu.Unlock()
+	if f.upAtStart {
+		s.Up()
+	}
+	return nil
+}
+
+func (f *fakeInvalidator) Close() error {
+	f.mu.Lock()
+	f.closed++
+	f.mu.Unlock()
+	return nil
+}
+
+// counts returns how often the tier started and closed f.
+func (f *fakeInvalidator) counts() (started, closed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.started, f.closed
+}
+
+// backendStore is a memory store that reports another backend name.
+type backendStore struct {
+	*memory.Store
+	backend string
+}
+
+func (s backendStore) Stats() strata.Stats {
+	st := s.Store.Stats()
+	st.Backend = s.backend
+	return st
+}

@@ -64,11 +64,11 @@ type Stats struct {
 	SharedReads  uint64 // misses that waited for another caller's L2 read of the same key
 	L2Reads      uint64 // keys read from the L2
 
-	Invalidations    uint64        // keys invalidated by another client's writes (Redis)
-	Flushes          uint64        // whole-L1 flushes (tracking lost, FLUSHALL, topology change)
-	TrackingConnects uint64        // tracking connections established
-	TrackingLosses   uint64        // tracking connections lost
-	Bypassing        bool          // L1 is bypassed now (tracking not established)
+	Invalidations    uint64        // keys the Invalidator reported changed (by any client: Redis reports this tier's own writes too)
+	Flushes          uint64        // whole-L1 flushes (Invalidator down or up, FLUSHALL)
+	TrackingConnects uint64        // times the Invalidator came up
+	TrackingLosses   uint64        // times the Invalidator went down after being up
+	Bypassing        bool          // L1 is bypassed now (the Invalidator is not up)
 	BypassTime       time.Duration // total time spent bypassing L1
 
 	// L2 is the L2's own stats; HasL2 is false when it reports none.

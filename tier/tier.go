@@ -55,7 +55,8 @@ type Tier struct {
 	bypassSince time.Time     // guarded by bypassMu, zero when not bypassing
 	bypassTotal time.Duration // guarded by bypassMu
 
-	inv *invalidator // nil without Redis invalidation
+	inv  Invalidator // nil without one
+	sink *Sink       // inv's; nil without one
 }
 
 const bypassBit = 1
@@ -160,13 +161,13 @@ var (
 	_ strata.StatsReporter = (*Tier)(nil)
 )
 
-// New returns a tier in front of l2. It fails only on invalid options, or
-// when opts.Invalidation is InvalidationRedis and no Redis client is known.
+// New returns a tier in front of l2. It fails on invalid options, when the
+// Invalidator fails to start, and when it finds no Invalidator but needs
+// one (see [InvalidationAuto] and [InvalidationRequired]).
 //
-// With Redis invalidation the tier starts in bypass (reads go to the L2,
-// nothing is cached) until its tracking connections are up; see
-// [Tier.WaitTracking]. The tier owns l2 and closes it on Close unless
-// opts.KeepL2Open is set.
+// With an Invalidator the tier starts in bypass (reads go to the L2,
+// nothing is cached) until the Invalidator is up; see [Tier.WaitTracking].
+// The tier owns l2 and closes it on Close unless opts.KeepL2Open is set.
 func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	if l2 == nil {
 		return nil, errors.New("tier: nil L2 store")
@@ -188,28 +189,16 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	t.locks = make([]lockStripe, 1024)
 	t.lmask = uint64(len(t.locks) - 1)
 
-	redis := o.Redis
-	if redis == nil && o.Invalidation != InvalidationNone {
-		// Look through prefix views: the tier key k is the Redis key
-		// storePrefix+viewPrefixes+k.
-		base, viewPrefix := l2, ""
-		for v, ok := base.(strata.View); ok; v, ok = base.(strata.View) {
-			base, viewPrefix = v.Unwrap(), string(v.Prefix())+viewPrefix
-		}
-		switch rb := base.(type) {
-		case RedisBacked:
-			redis = &RedisInvalidation{Client: rb.Client(), KeyPrefix: rb.KeyPrefix() + viewPrefix,
-				HeartbeatInterval: DefaultHeartbeatInterval, TopologyInterval: DefaultTopologyInterval}
-		case redisClientOnly:
-			return nil, errors.New("tier: the L2 is on Redis but does not report its key prefix (tier.RedisBacked); " +
-				"set Options.Redis, or Options.Invalidation to InvalidationNone to accept stale reads across processes")
-		}
-	}
-	if o.Invalidation == InvalidationRedis && redis == nil {
-		return nil, errors.New("tier: InvalidationRedis needs Options.Redis or an L2 that implements tier.RedisBacked")
-	}
+	inv := o.Invalidator
 	if o.Invalidation == InvalidationNone {
-		redis = nil
+		inv = nil
+	} else if inv == nil {
+		if inv, err = detectInvalidator(l2, registered); err != nil {
+			return nil, err
+		}
+	}
+	if o.Invalidation == InvalidationRequired && inv == nil {
+		return nil, errors.New("tier: InvalidationRequired, but no Invalidator is set in Options or registered for the L2's backend")
 	}
 
 	t.l1, err = ristretto.NewCache(&ristretto.Config[uint64, entry]{
@@ -223,10 +212,14 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	if err != nil {
 		return nil, err
 	}
-	if redis != nil {
+	if inv != nil {
 		t.state.Store(bypassBit)
 		t.bypassSince = time.Now()
-		t.inv = startInvalidator(t, redis)
+		t.inv, t.sink = inv, newSink(t)
+		if err := inv.Start(t.sink); err != nil {
+			t.l1.Close()
+			return nil, errors.Join(err, inv.Close())
+		}
 	}
 	return t, nil
 }
@@ -257,15 +250,16 @@ func (t *Tier) enter(h uint64) (*shard, bool) {
 	return sh, true
 }
 
-// Close closes the tier: it stops the invalidation connections, releases
+// Close closes the tier: it closes its Invalidator, releases
 // the L1 and closes the L2 (unless Options.KeepL2Open). Afterwards every
 // method fails with strata.ErrClosed. Closing twice returns nil.
 func (t *Tier) Close() error {
 	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	var err error
 	if t.inv != nil {
-		t.inv.close()
+		err = t.inv.Close()
 	}
 	for i := range t.shards {
 		for t.shards[i].active.Load() != 0 {
@@ -274,9 +268,9 @@ func (t *Tier) Close() error {
 	}
 	t.l1.Close()
 	if t.opts.KeepL2Open {
-		return nil
+		return err
 	}
-	return t.l2.Close()
+	return errors.Join(err, t.l2.Close())
 }
 
 func clone(b []byte) []byte {

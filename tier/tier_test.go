@@ -25,8 +25,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{MaxLocalTTL: -time.Second},
 		{NegativeTTL: -time.Second},
 		{Invalidation: 7},
-		{Invalidation: tier.InvalidationRedis},
-		{Redis: &tier.RedisInvalidation{}},
+		{Invalidation: tier.InvalidationRequired}, // the memory store needs no Invalidator and has none
 	} {
 		if tr, err := tier.New(l2, &o); err == nil {
 			tr.Close()

@@ -1,4 +1,4 @@
-package tier_test
+package redistrack_test
 
 import (
 	"bufio"
@@ -63,7 +63,9 @@ func writerMain() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		tr, err := tier.New(s, &tier.Options{Redis: &tier.RedisInvalidation{Client: client, KeyPrefix: prefix}})
+		// The store is a redistrack.RedisBacked: the tier finds the
+		// invalidator this package registers.
+		tr, err := tier.New(s, &tier.Options{Invalidation: tier.InvalidationRequired})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -1,4 +1,4 @@
-package tier_test
+package redistrack_test
 
 import (
 	"context"
@@ -15,8 +15,10 @@ import (
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/testserver"
 	"github.com/strata-kv/strata/internal/wait"
+	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
+	"github.com/strata-kv/strata/tier/redistrack"
 )
 
 // seq numbers the Redis stores the tests open, so that each gets its own
@@ -46,8 +48,8 @@ func cluster(c *testserver.RedisCluster) redisTarget {
 const fastHeartbeat = 100 * time.Millisecond
 
 // openRedisTier returns a tier over a new stores/redis store under prefix,
-// with Redis invalidation established.
-func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conformance.Options, opts tier.Options) *tier.Tier {
+// with tracking established; topology is the TopologyInterval (0: 200ms).
+func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conformance.Options, opts tier.Options, topology time.Duration) *tier.Tier {
 	tb.Helper()
 	client := target(tb)
 	// MaxRetries also makes the store refresh a Cluster's slot map after
@@ -56,12 +58,15 @@ func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conforman
 	if err != nil {
 		tb.Fatal(err)
 	}
-	topology := 200 * time.Millisecond
-	if opts.Redis != nil && opts.Redis.TopologyInterval > 0 {
-		topology = opts.Redis.TopologyInterval
+	if topology == 0 {
+		topology = 200 * time.Millisecond
 	}
-	opts.Redis = &tier.RedisInvalidation{Client: client, KeyPrefix: prefix, HeartbeatInterval: fastHeartbeat, TopologyInterval: topology}
-	opts.Invalidation = tier.InvalidationRedis
+	inv, err := redistrack.New(&redistrack.Options{Client: client, KeyPrefix: prefix, HeartbeatInterval: fastHeartbeat, TopologyInterval: topology})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.Invalidator = inv
+	opts.Invalidation = tier.InvalidationRequired
 	tr, err := tier.New(s, &opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -75,10 +80,15 @@ func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conforman
 	return tr
 }
 
+// trackedMasters returns the masters the tier's invalidator tracks.
+func trackedMasters(tr *tier.Tier) []string {
+	return tr.Invalidator().(*redistrack.Invalidator).Masters()
+}
+
 func redisHarness(target redisTarget, prefix func(n int64) string, opts tier.Options) conformance.Harness {
 	return conformance.Harness{
 		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			return openRedisTier(tb, target, prefix(seq.Add(1)), o, opts)
+			return openRedisTier(tb, target, prefix(seq.Add(1)), o, opts, 0)
 		},
 		Capabilities:  conformance.AllCapabilities,
 		UnorderedKeys: true,
@@ -114,7 +124,7 @@ func TestConformanceRedisWithPrefix(t *testing.T) {
 				tb.Fatal(err)
 			}
 			tb.Cleanup(func() { s.Close() })
-			tr, err := tier.New(strata.WithPrefix(s, []byte(view)), &tier.Options{Invalidation: tier.InvalidationRedis})
+			tr, err := tier.New(strata.WithPrefix(s, []byte(view)), &tier.Options{Invalidation: tier.InvalidationRequired})
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -148,7 +158,7 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 	if err := tr.WaitTracking(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, _ := tr.Tracking(); !ok {
+	if ok, _ := tr.Tracking(); !ok {
 		t.Fatal("no tracking over a prefix view of a Redis store")
 	}
 	if err := tr.Put(ctx, []byte("k"), []byte("old"), time.Hour); err != nil {
@@ -158,7 +168,6 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 	wait.For(t, 10*time.Second, "an L1 hit", func() bool {
 		before := tr.TierStats().L1Hits
 		tr.Get(ctx, []byte("k"))
-		tr.WaitL1()
 		return tr.TierStats().L1Hits > before
 	})
 	if err := other.Set(ctx, "app:jobs:k", "new", 0).Err(); err != nil {
@@ -181,9 +190,15 @@ type redisFixture struct {
 }
 
 func newRedisFixture(t *testing.T, target redisTarget, opts tier.Options) *redisFixture {
+	return newRedisFixtureTopology(t, target, opts, 0)
+}
+
+// newRedisFixtureTopology is newRedisFixture with the given
+// TopologyInterval.
+func newRedisFixtureTopology(t *testing.T, target redisTarget, opts tier.Options, topology time.Duration) *redisFixture {
 	prefix := fmt.Sprintf("fx%d:", seq.Add(1))
 	f := &redisFixture{t: t, ctx: t.Context(), prefix: prefix, other: target(t)}
-	f.tier = openRedisTier(t, target, prefix, conformance.Options{}, opts)
+	f.tier = openRedisTier(t, target, prefix, conformance.Options{}, opts, topology)
 	t.Cleanup(func() { f.tier.Close() })
 	return f
 }
@@ -204,7 +219,6 @@ func (f *redisFixture) cache(key, want string) {
 		if err != nil || string(v) != want {
 			f.t.Fatalf("Get(%q) = %q, %v; want %q", key, v, err, want)
 		}
-		f.tier.WaitL1()
 		return f.tier.TierStats().L1Hits > before
 	})
 }
@@ -309,7 +323,7 @@ func TestRedisTrackingLost(t *testing.T) {
 		if f.tier.TierStats().L2Reads == reads {
 			t.Fatal("a read while bypassing was served from L1")
 		}
-		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _ := f.tier.Tracking(); return ok })
 		s := f.tier.TierStats()
 		if s.TrackingLosses == 0 || s.BypassTime <= 0 || s.TrackingConnects < 2 {
 			t.Fatalf("after a lost connection: %+v", s)
@@ -335,7 +349,7 @@ func TestRedisTrackingLost(t *testing.T) {
 		if noticed > 2*fastHeartbeat+time.Second {
 			t.Fatalf("a silent server was noticed after %v; want about 2x the heartbeat %v", noticed, fastHeartbeat)
 		}
-		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _ := f.tier.Tracking(); return ok })
 		f.set("k", "v2")
 		f.eventually("k", "v2")
 	})
@@ -384,7 +398,7 @@ func TestRedisInvalidationTLSACL(t *testing.T) {
 		return c
 	}
 	f := &redisFixture{t: t, ctx: t.Context(), prefix: "app:", other: target(t)}
-	f.tier = openRedisTier(t, target, "app:", conformance.Options{}, tier.Options{})
+	f.tier = openRedisTier(t, target, "app:", conformance.Options{}, tier.Options{}, 0)
 	t.Cleanup(func() { f.tier.Close() })
 	f.set("k", "v1")
 	f.cache("k", "v1")
@@ -392,5 +406,67 @@ func TestRedisInvalidationTLSACL(t *testing.T) {
 	f.eventually("k", "v2")
 	if f.tier.TierStats().Invalidations == 0 {
 		t.Fatal("no invalidation over TLS as an ACL user")
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	for _, o := range []*redistrack.Options{
+		nil,
+		{},
+		{Client: client, HeartbeatInterval: -time.Second},
+		{Client: client, TopologyInterval: -time.Second},
+		{Client: wrappedClient{client}}, // a client type the invalidator cannot list masters of
+	} {
+		if _, err := redistrack.New(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+}
+
+type wrappedClient struct{ *goredis.Client }
+
+// redisLike reports the redis backend but does not reveal its client.
+type redisLike struct{ *memory.Store }
+
+func (redisLike) Stats() strata.Stats { return strata.Stats{Backend: "redis"} }
+
+// Under InvalidationAuto a tier over a store that says it is Redis but
+// cannot be tracked refuses to start rather than serve stale reads.
+func TestAutoRefusesUntrackableRedis(t *testing.T) {
+	l2 := redisLike{memory.New(nil)}
+	defer l2.Close()
+	tr, err := tier.New(l2, nil)
+	if err == nil || !strings.Contains(err.Error(), "RedisBacked") {
+		if tr != nil {
+			tr.Close()
+		}
+		t.Fatalf("New over an untrackable Redis store = %v; want an error naming redistrack.RedisBacked", err)
+	}
+	tr, err = tier.New(l2, &tier.Options{Invalidation: tier.InvalidationNone, MaxLocalTTL: time.Second, KeepL2Open: true})
+	if err != nil {
+		t.Fatalf("with InvalidationNone: %v", err)
+	}
+	tr.Close()
+}
+
+// One invalidator serves one tier.
+func TestStartTwice(t *testing.T) {
+	r := testserver.StartRedis(t, nil)
+	client := standalone(r)(t)
+	inv, err := redistrack.New(&redistrack.Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := memory.New(nil)
+	tr, err := tier.New(l2, &tier.Options{Invalidator: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr2, err := tier.New(l2, &tier.Options{Invalidator: inv, KeepL2Open: true}); err == nil {
+		tr2.Close()
+		t.Fatal("a second tier started the same invalidator")
 	}
 }
