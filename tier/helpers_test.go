@@ -139,26 +139,19 @@ func (s *hooked) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl t
 	return ok, err
 }
 
-// batchTTL adds tier.BatchExpirer to a hooked store.
-type batchTTL struct{ *hooked }
-
-func (s batchTTL) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
+func (s *hooked) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
 	s.getManys.Add(1)
 	s.getManyKeys.Add(int64(len(keys)))
-	out := make([]strata.Entry, len(keys))
-	for i, k := range keys {
-		v, ttl, err := s.Store.GetWithTTL(ctx, k)
-		switch {
-		case err == nil:
-			out[i] = strata.Entry{Value: v, TTL: ttl}
-		case err != strata.ErrNotFound:
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.Store.GetManyWithTTL(ctx, keys)
 }
 
-var _ tier.BatchExpirer = batchTTL{}
+// noBatchTTL is a hooked store without GetManyWithTTL: GetMany does not
+// say how long each value has left.
+type noBatchTTL struct {
+	strata.Store
+	strata.Batcher
+	strata.Expirer
+}
 
 // fixture is a tier over a hooked memory store sharing a fake clock.
 type fixture struct {
@@ -173,13 +166,8 @@ func newFixture(t *testing.T, opts tier.Options) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: t.Context(), clock: conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	f.l2 = newHooked(f.clock)
-	var l2 strata.Store = f.l2
-	if opts.Invalidation == -1 { // test-only marker: add BatchExpirer
-		opts.Invalidation = tier.InvalidationAuto
-		l2 = batchTTL{f.l2}
-	}
 	opts.Clock = f.clock
-	tr, err := tier.New(l2, &opts)
+	tr, err := tier.New(f.l2, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

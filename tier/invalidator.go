@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/strata-kv/strata"
@@ -192,10 +191,7 @@ func registered(backend string) InvalidatorFunc {
 // detectInvalidator returns the Invalidator that lookup gives for l2's
 // backend, nil for a backend that needs none.
 func detectInvalidator(l2 strata.Store, lookup func(backend string) InvalidatorFunc) (Invalidator, error) {
-	base, viewPrefix := l2, []byte(nil)
-	for v, ok := base.(strata.View); ok; v, ok = base.(strata.View) {
-		base, viewPrefix = v.Unwrap(), append(slices.Clone(v.Prefix()), viewPrefix...)
-	}
+	base, viewPrefix := unwrapViews(l2)
 	st, ok := strata.StatsOf(base)
 	if !ok {
 		return nil, nil

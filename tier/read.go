@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"time"
 
@@ -156,8 +157,9 @@ func (t *Tier) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error]
 
 // GetMany serves the keys L1 holds and reads all the others with one L2
 // GetMany. Each key's value is linearizable on its own; the result is not
-// a snapshot across keys. Misses are cached only when the L2 implements
-// [BatchExpirer].
+// a snapshot across keys. Misses are cached only when the L2 (or the store
+// under its prefix views) is a strata.BatchExpirer, which says how long
+// each value has left: they are then read with one GetManyWithTTL.
 func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	if t.closed.Load() {
 		return nil, strata.ErrClosed
@@ -199,8 +201,7 @@ func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		mk[j] = keys[i]
 	}
 	t.c.l2Reads.Add(uint64(len(miss)))
-	be, ok := t.l2.(BatchExpirer)
-	if !ok || t.noTTL.Load() {
+	if !t.batchTTL || t.noTTL.Load() {
 		vs, err := strata.GetMany(ctx, t.l2, mk)
 		if err != nil {
 			t.countErr(err)
@@ -212,7 +213,21 @@ func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		}
 		return out, nil
 	}
-	tks := make([]ticket, len(miss))
+	es, err := t.fillMany(ctx, mk, hashes)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range miss {
+		out[i] = es[j].Value
+	}
+	return out, nil
+}
+
+// fillMany reads keys (whose hashes are hashes) and their TTLs from the L2
+// with one GetManyWithTTL and installs each result whose ticket still
+// holds, as a read-through fill does.
+func (t *Tier) fillMany(ctx context.Context, keys [][]byte, hashes []uint64) ([]strata.Entry, error) {
+	tks := make([]ticket, len(keys))
 	for j, h := range hashes {
 		i, ls := t.slot(h)
 		ls.mu.Lock()
@@ -220,9 +235,9 @@ func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		ls.mu.Unlock()
 	}
 	start := t.now()
-	es, err := be.GetManyWithTTL(ctx, mk)
-	if err == nil && len(es) != len(mk) {
-		err = strata.NewOpError("get_many", "tier", nil, errors.New("L2 GetManyWithTTL returned a wrong count"))
+	es, err := strata.GetManyWithTTL(ctx, t.l2, keys)
+	if err == nil && len(es) != len(keys) {
+		err = strata.NewOpError("get_many_with_ttl", "tier", nil, fmt.Errorf("%w: the L2 returned %d entries for %d keys", strata.ErrCorrupt, len(es), len(keys)))
 	}
 	if err != nil {
 		t.countErr(err)
@@ -233,16 +248,17 @@ func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		ls.mu.Lock()
 		if t.stillLocked(i, tks[j]) {
 			if es[j].Value != nil {
-				t.installLocked(mk[j], h, es[j].Value, false, t.expiry(start, es[j].TTL), tks[j])
+				t.installLocked(keys[j], h, es[j].Value, false, t.expiry(start, es[j].TTL), tks[j])
 			} else {
-				t.installLocked(mk[j], h, nil, true, t.negExpiry(start), tks[j])
+				t.installLocked(keys[j], h, nil, true, t.negExpiry(start), tks[j])
 			}
+		} else if tks[j].ok {
+			t.c.fillsDropped.Add(1)
 		}
 		ls.mu.Unlock()
-		out[miss[j]] = es[j].Value
 		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
 	}
-	return out, nil
+	return es, nil
 }
 
 func notFoundIfNil(v []byte) error {
@@ -304,15 +320,4 @@ func (t *Tier) Ping(ctx context.Context) error {
 		return strata.ErrClosed
 	}
 	return strata.Ping(ctx, t.l2)
-}
-
-// BatchExpirer is implemented by L2 stores that return the values and
-// remaining TTLs of many keys in one round trip. The tier fills L1 from the
-// misses of a GetMany only through it: a plain GetMany does not say how long
-// each value has left, so its results are returned but not cached.
-type BatchExpirer interface {
-	// GetManyWithTTL returns one entry per key, in order: Value is nil
-	// exactly when the key is absent or expired; otherwise TTL is the time
-	// left (NoExpiry for none) and Key may be left nil.
-	GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error)
 }

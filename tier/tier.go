@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type Tier struct {
 	// flushes (state), kept apart from the counters hits write.
 	l2       strata.Store
 	expirer  strata.Expirer // nil when the L2 cannot report TTLs
+	batchTTL bool           // the L2 (under its views) is a strata.BatchExpirer
 	opts     Options
 	sysClock bool
 	seed     maphash.Seed
@@ -180,6 +182,11 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	if e, ok := l2.(strata.Expirer); ok {
 		t.expirer = e
 	}
+	// A prefix view always has GetManyWithTTL, as a loop of GetWithTTL
+	// when the store under it has none; GetMany misses use it only when
+	// it is one round trip.
+	base, _ := unwrapViews(l2)
+	_, t.batchTTL = base.(strata.BatchExpirer)
 	_, t.sysClock = o.Clock.(strata.SystemClock)
 
 	slots := nextPow2(min(max(o.MaxBytes/256, 4096), 1<<22))
@@ -222,6 +229,16 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 		}
 	}
 	return t, nil
+}
+
+// unwrapViews returns the store under s's strata.View prefix views, and
+// their prefix: the key k of s is the key prefix+k of base.
+func unwrapViews(s strata.Store) (base strata.Store, prefix []byte) {
+	base = s
+	for v, ok := base.(strata.View); ok; v, ok = base.(strata.View) {
+		base, prefix = v.Unwrap(), append(slices.Clone(v.Prefix()), prefix...)
+	}
+	return base, prefix
 }
 
 func nextPow2(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
