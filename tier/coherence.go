@@ -73,7 +73,7 @@ func (t *Tier) slot(h uint64) (uint64, *lockStripe) {
 // bypassing. The caller holds the slot's lock.
 func (t *Tier) fillTicketLocked(i uint64) ticket {
 	tk := ticket{gen: t.gens[i].Load(), state: t.state.Load()}
-	tk.ok = t.inflight[i] == 0 && tk.state&bypassBit == 0 && t.expirer != nil && !t.noTTL.Load()
+	tk.ok = t.inflight[i].Load() == 0 && tk.state&bypassBit == 0 && t.expirer != nil && !t.noTTL.Load()
 	return tk
 }
 
@@ -150,8 +150,10 @@ func (t *Tier) drop(h uint64) {
 func (t *Tier) beginWrite(h uint64) ticket {
 	i, ls := t.slot(h)
 	ls.mu.Lock()
+	// inflight first: a GetMany that reads the new gen then sees the write
+	// in flight.
+	t.inflight[i].Add(1)
 	tk := ticket{gen: t.gens[i].Add(1), state: t.state.Load(), ok: true}
-	t.inflight[i]++
 	ls.mu.Unlock()
 	t.kill(h)
 	return tk
@@ -164,8 +166,7 @@ func (t *Tier) beginWrite(h uint64) ticket {
 func (t *Tier) endWrite(key []byte, h uint64, tk ticket, install bool, value []byte, neg bool, exp int64) bool {
 	i, ls := t.slot(h)
 	ls.mu.Lock()
-	t.inflight[i]--
-	alone := t.inflight[i] == 0 && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state && tk.state&bypassBit == 0
+	alone := t.inflight[i].Add(^uint32(0)) == 0 && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state && tk.state&bypassBit == 0
 	// A fill that took its ticket while this write was in flight was not
 	// installable; one taken from now on sees the new generation.
 	tk.gen = t.gens[i].Add(1)

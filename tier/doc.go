@@ -8,8 +8,8 @@
 //
 // # Semantics
 //
-//   - Write-through: Put, Delete, batches and atomic operations go to the
-//     L2 first; only once the L2 succeeded does L1 change. A failed write
+//   - Write-through: Put, Delete, batches, commits and atomic operations
+//     go to the L2 first; only once the L2 succeeded does L1 change. A failed write
 //     (including one that may have been applied, strata.ErrIndeterminate)
 //     leaves no L1 entry for its key.
 //   - TTL: an L1 entry never outlives its L2 copy. Read-through fills use
@@ -25,8 +25,8 @@
 //     racing a write never installs the older value (see the coherence
 //     protocol in docs/tier.md). Concurrent misses of one key make one L2
 //     read. GetMany serves what L1 holds and reads all the misses with one
-//     L2 GetMany; each key is linearizable on its own, the batch is not a
-//     snapshot.
+//     L2 GetMany; with respect to this tier's writes it is as consistent as
+//     that L2 call (it never sees part of a Commit made through the tier).
 //   - Negative caching (Options.NegativeTTL) remembers absent keys briefly.
 //   - Other processes: with an [Invalidator] (see below), another
 //     client's write evicts this process's entry within a small measured
@@ -34,8 +34,9 @@
 //     another process's write stays invisible for up to MaxLocalTTL: set
 //     one for a shared L2 without invalidation.
 //
-// Reads of TTL, GetWithTTL (L1 only knows a lower bound of the TTL), Keys
-// and Snapshot go to the L2; L1 never holds a key the L2 lacks.
+// Reads of TTL, GetWithTTL and GetManyWithTTL (L1 only knows a lower bound
+// of the TTL), Keys and Snapshot go to the L2; L1 never holds a key the L2
+// lacks.
 //
 // # Capabilities
 //

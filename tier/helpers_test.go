@@ -33,6 +33,7 @@ type hooked struct {
 	afterRead   func(key []byte) // runs after GetWithTTL has read, before it returns
 	beforeWrite func(key []byte) // runs before a Put is applied
 	afterWrite  func(key []byte) // runs after a Put is applied, before it returns
+	beforeMany  func(key []byte) // runs before GetManyWithTTL reads (with its first key)
 }
 
 func newHooked(clock strata.Clock) *hooked {
@@ -142,7 +143,20 @@ func (s *hooked) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl t
 func (s *hooked) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
 	s.getManys.Add(1)
 	s.getManyKeys.Add(int64(len(keys)))
+	if f := s.hook(&s.beforeMany); f != nil && len(keys) > 0 {
+		f(keys[0])
+	}
 	return s.Store.GetManyWithTTL(ctx, keys)
+}
+
+func (s *hooked) setBeforeMany(f func([]byte)) {
+	s.mu.Lock()
+	s.beforeMany = f
+	s.mu.Unlock()
+}
+
+func (s *hooked) Commit(ctx context.Context, b *strata.WriteBatch) error {
+	return s.write("commit", nil, func() error { return s.Store.Commit(ctx, b) })
 }
 
 // noBatchTTL is a hooked store without GetManyWithTTL: GetMany does not

@@ -156,10 +156,16 @@ func (t *Tier) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error]
 }
 
 // GetMany serves the keys L1 holds and reads all the others with one L2
-// GetMany. Each key's value is linearizable on its own; the result is not
-// a snapshot across keys. Misses are cached only when the L2 (or the store
-// under its prefix views) is a strata.BatchExpirer, which says how long
-// each value has left: they are then read with one GetManyWithTTL.
+// GetMany. Misses are cached only when the L2 (or the store under its
+// prefix views) is a strata.BatchExpirer, which says how long each value
+// has left: they are then read with one GetManyWithTTL.
+//
+// The result is as consistent as one L2 GetMany with respect to this
+// tier's writes (so a GetMany never sees part of a Commit or PutMany made
+// through the tier, over an L2 whose GetMany does not): the L1 hits are
+// checked after the L2 read, and if a write of one of them began meanwhile
+// (or was in flight), all the keys are read from the L2 instead. Other
+// processes' writes reach L1 key by key (see the Invalidator).
 func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	if t.closed.Load() {
 		return nil, strata.ErrClosed
@@ -167,65 +173,116 @@ func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	const (
+		missed = iota
+		hit
+		negHit
+	)
 	out := make([][]byte, len(keys))
+	hashes := make([]uint64, len(keys))
+	gens := make([]uint64, len(keys))
+	kinds := make([]uint8, len(keys))
 	var miss []int
-	var hashes []uint64
 	for i, k := range keys {
 		h := t.hash(k)
+		hashes[i] = h
+		// The generation before the lookup, and no write in flight: if
+		// the generation is still the same after the L2 read, no write of
+		// the key reached the L2 from the lookup to then.
+		g := h & t.gmask
+		gens[i] = t.gens[g].Load()
+		if t.inflight[g].Load() != 0 {
+			miss = append(miss, i)
+			continue
+		}
 		sh, ok := t.enter(h)
 		if !ok {
 			return nil, strata.ErrClosed
 		}
 		e, ok := t.lookup(k, h)
-		if !ok {
-			sh.active.Add(-1)
+		switch {
+		case !ok:
 			miss = append(miss, i)
-			hashes = append(hashes, h)
-			continue
-		}
-		if e.flags().Load()&flagNegative != 0 {
-			sh.negHits.Add(1)
-		} else {
+		case e.flags().Load()&flagNegative != 0:
+			kinds[i] = negHit
+		default:
 			out[i] = clone(e.value())
-			sh.hits.Add(1)
-			sh.hitBytes.Add(uint64(len(out[i])))
+			kinds[i] = hit
 		}
 		sh.active.Add(-1)
 	}
-	if len(miss) == 0 {
-		return out, nil
-	}
-	t.c.l1Misses.Add(uint64(len(miss)))
-	mk := make([][]byte, len(miss))
-	for j, i := range miss {
-		mk[j] = keys[i]
-	}
-	t.c.l2Reads.Add(uint64(len(miss)))
-	if !t.batchTTL || t.noTTL.Load() {
-		vs, err := strata.GetMany(ctx, t.l2, mk)
-		if err != nil {
-			t.countErr(err)
+	if len(miss) > 0 {
+		if err := t.readMany(ctx, keys, hashes, miss, out); err != nil {
 			return nil, err
 		}
-		for j, i := range miss {
-			out[i] = vs[j]
-			t.countRead(vs[j], notFoundIfNil(vs[j]))
+	}
+	for i, h := range hashes {
+		if kinds[i] != missed && t.gens[h&t.gmask].Load() != gens[i] {
+			// A write overtook an L1 hit: read everything from the L2.
+			all := make([]int, len(keys))
+			for j := range all {
+				all[j] = j
+			}
+			clear(out)
+			clear(kinds)
+			miss = all
+			if err := t.readMany(ctx, keys, hashes, all, out); err != nil {
+				return nil, err
+			}
+			break
 		}
-		return out, nil
 	}
-	es, err := t.fillMany(ctx, mk, hashes)
-	if err != nil {
-		return nil, err
-	}
-	for j, i := range miss {
-		out[i] = es[j].Value
+	t.c.l1Misses.Add(uint64(len(miss)))
+	for i, h := range hashes {
+		sh := &t.shards[h>>shardShift]
+		switch kinds[i] {
+		case hit:
+			sh.hits.Add(1)
+			sh.hitBytes.Add(uint64(len(out[i])))
+		case negHit:
+			sh.negHits.Add(1)
+		default:
+			t.countRead(out[i], notFoundIfNil(out[i]))
+		}
 	}
 	return out, nil
 }
 
+// readMany reads the keys of idx from the L2 with one call into out,
+// filling L1 when the L2 says how long each value has left. The caller
+// counts the reads' outcomes.
+func (t *Tier) readMany(ctx context.Context, keys [][]byte, hashes []uint64, idx []int, out [][]byte) error {
+	mk := make([][]byte, len(idx))
+	mh := make([]uint64, len(idx))
+	for j, i := range idx {
+		mk[j], mh[j] = keys[i], hashes[i]
+	}
+	t.c.l2Reads.Add(uint64(len(idx)))
+	if !t.batchTTL || t.noTTL.Load() {
+		vs, err := strata.GetMany(ctx, t.l2, mk)
+		if err != nil {
+			t.countErr(err)
+			return err
+		}
+		for j, i := range idx {
+			out[i] = vs[j]
+		}
+		return nil
+	}
+	es, err := t.fillMany(ctx, mk, mh)
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		out[i] = es[j].Value
+	}
+	return nil
+}
+
 // fillMany reads keys (whose hashes are hashes) and their TTLs from the L2
 // with one GetManyWithTTL and installs each result whose ticket still
-// holds, as a read-through fill does.
+// holds, as a read-through fill does. The caller counts the reads'
+// outcomes.
 func (t *Tier) fillMany(ctx context.Context, keys [][]byte, hashes []uint64) ([]strata.Entry, error) {
 	tks := make([]ticket, len(keys))
 	for j, h := range hashes {
@@ -256,7 +313,6 @@ func (t *Tier) fillMany(ctx context.Context, keys [][]byte, hashes []uint64) ([]
 			t.c.fillsDropped.Add(1)
 		}
 		ls.mu.Unlock()
-		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
 	}
 	return es, nil
 }
@@ -304,6 +360,34 @@ func (t *Tier) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duratio
 		ls.mu.Unlock()
 	}
 	return v, ttl, err
+}
+
+// GetManyWithTTL reads every key and its remaining TTL from the L2 with
+// one GetManyWithTTL (L1 knows only a lower bound of each TTL) and caches
+// the results as GetMany caches its misses. Over an L2 without TTLs it
+// fails with strata.ErrUnsupported.
+func (t *Tier) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
+	if t.closed.Load() {
+		return nil, strata.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	hashes := make([]uint64, len(keys))
+	for j, k := range keys {
+		hashes[j] = t.hash(k)
+	}
+	t.c.l1Misses.Add(uint64(len(keys)))
+	t.c.l2Reads.Add(uint64(len(keys)))
+	es, err := t.fillMany(ctx, keys, hashes)
+	if err != nil {
+		return nil, err
+	}
+	for j := range es {
+		es[j].Key = keys[j]
+		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
+	}
+	return es, nil
 }
 
 // Snapshot returns the L2's snapshot (or a scan of it).

@@ -41,10 +41,11 @@ type Tier struct {
 
 	// Per-key coherence state, striped by key hash. gens[i] changes at the
 	// start and at the end of every write to a key of slot i and on every
-	// invalidation of such a key; inflight[i] (guarded by the slot's lock)
-	// counts writes of slot i in progress.
+	// invalidation of such a key; inflight[i] counts writes of slot i in
+	// progress. Both change only under the slot's lock; GetMany reads them
+	// without it (see Tier.GetMany).
 	gens     []atomic.Uint64
-	inflight []uint32
+	inflight []atomic.Uint32
 	gmask    uint64
 	locks    []lockStripe
 	lmask    uint64
@@ -161,6 +162,8 @@ var (
 	_ strata.Snapshotter   = (*Tier)(nil)
 	_ strata.Pinger        = (*Tier)(nil)
 	_ strata.StatsReporter = (*Tier)(nil)
+	_ strata.Committer     = (*Tier)(nil)
+	_ strata.BatchExpirer  = (*Tier)(nil)
 )
 
 // New returns a tier in front of l2. It fails on invalid options, when the
@@ -191,7 +194,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 
 	slots := nextPow2(min(max(o.MaxBytes/256, 4096), 1<<22))
 	t.gens = make([]atomic.Uint64, slots)
-	t.inflight = make([]uint32, slots)
+	t.inflight = make([]atomic.Uint32, slots)
 	t.gmask = uint64(slots - 1)
 	t.locks = make([]lockStripe, 1024)
 	t.lmask = uint64(len(t.locks) - 1)

@@ -253,3 +253,87 @@ func (t *Tier) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl tim
 	}
 	return swapped, err
 }
+
+// Commit applies b through the L2's strata.Committer, or fails with
+// strata.ErrUnsupported when the L2 has none. Every key the commit writes,
+// fence keys included, is written as by Put: marked in flight before the
+// L2 call, and afterwards, only if the commit succeeded and no other write
+// or invalidation of the key overlapped it, the last write of each key is
+// cached (a value under the TTL rules of Put; a delete as an absence with
+// NegativeTTL). A fence key is not cached. A failed commit (a conflict,
+// strata.ErrIndeterminate, anything) caches nothing.
+//
+// A batch with an ID and a fence succeeds without applying anything when
+// the fence shows it was applied before (a retry after ErrIndeterminate);
+// the tier cannot tell that from a batch applied now, so it caches nothing
+// for such a batch: the next read of each key fills from the L2.
+func (t *Tier) Commit(ctx context.Context, b *strata.WriteBatch) error {
+	if t.closed.Load() {
+		return strata.ErrClosed
+	}
+	if _, ok := t.l2.(strata.Committer); !ok {
+		return strata.Commit(ctx, t.l2, b)
+	}
+	// The keys the commit writes, each once, with its last write (-1: a
+	// fence, raised by the commit).
+	type written struct {
+		key  []byte
+		h    uint64
+		last int
+	}
+	var keys []written
+	index := map[string]int{}
+	add := func(key []byte, w int) {
+		if j, ok := index[string(key)]; ok {
+			keys[j].last = w
+			return
+		}
+		index[string(key)] = len(keys)
+		keys = append(keys, written{key: key, h: t.hash(key), last: w})
+	}
+	ambiguous := false
+	for _, c := range b.Conditions {
+		if c.Kind == strata.CondFence {
+			add(c.Key, -1)
+			ambiguous = ambiguous || len(b.ID) > 0
+		}
+	}
+	for w := range b.Writes {
+		add(b.Writes[w].Key, w)
+	}
+	tks := make([]ticket, len(keys))
+	for j := range keys {
+		tks[j] = t.beginWrite(keys[j].h)
+	}
+	start := t.now()
+	err := strata.Commit(ctx, t.l2, b)
+	install := err == nil && !ambiguous
+	var puts, deletes, n uint64
+	for j, k := range keys {
+		var value []byte
+		neg, exp := false, int64(-1)
+		if k.last >= 0 {
+			w := &b.Writes[k.last]
+			switch {
+			case w.Delete:
+				neg, exp = true, t.negExpiry(start)
+				deletes++
+			default:
+				value, exp = w.Value, t.writeExpiry(start, w.TTL)
+				puts++
+				n += uint64(len(w.Key) + len(w.Value))
+			}
+		}
+		if !t.endWrite(k.key, k.h, tks[j], install && k.last >= 0, value, neg, exp) {
+			t.drop(k.h)
+		}
+	}
+	if err != nil {
+		t.countErr(err)
+		return err
+	}
+	t.c.puts.Add(puts)
+	t.c.deletes.Add(deletes)
+	t.c.bytesWritten.Add(n)
+	return nil
+}
