@@ -59,7 +59,8 @@ func (t *Tier) kill(h uint64) {
 // check afterwards that nothing overtook it.
 type ticket struct {
 	gen, state uint64
-	ok         bool // the result may be installed
+	echo       uint64 // the stripe's possible echoes (fills only)
+	ok         bool   // the result may be installed
 }
 
 // slot returns the coherence slot of h and its lock.
@@ -72,15 +73,18 @@ func (t *Tier) slot(h uint64) (uint64, *lockStripe) {
 // only when no write of the key's slot is in flight and the tier is not
 // bypassing. The caller holds the slot's lock.
 func (t *Tier) fillTicketLocked(i uint64) ticket {
-	tk := ticket{gen: t.gens[i].Load(), state: t.state.Load()}
+	tk := ticket{gen: t.gens[i].Load(), state: t.state.Load(), echo: t.locks[i&t.lmask].echoes}
 	tk.ok = t.inflight[i].Load() == 0 && tk.state&bypassBit == 0 && t.expirer != nil && !t.noTTL.Load()
 	return tk
 }
 
-// stillLocked reports whether tk may install now. The caller holds the
+// stillLocked reports whether the fill ticket tk may install now: no write
+// of the slot began or ended since it was taken, the epoch is the same, and
+// no possible echo arrived for the slot's stripe (the fill may have read
+// the L2 before the write the echo may stand for). The caller holds the
 // slot's lock.
 func (t *Tier) stillLocked(i uint64, tk ticket) bool {
-	return tk.ok && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state
+	return tk.ok && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state && t.locks[i&t.lmask].echoes == tk.echo
 }
 
 // expiry returns the absolute L1 expiry of an entry whose L2 copy had ttl
@@ -154,6 +158,7 @@ func (t *Tier) beginWrite(h uint64) ticket {
 	// in flight.
 	t.inflight[i].Add(1)
 	tk := ticket{gen: t.gens[i].Add(1), state: t.state.Load(), ok: true}
+	t.ownWrite(h)
 	ls.mu.Unlock()
 	t.kill(h)
 	return tk
@@ -166,28 +171,50 @@ func (t *Tier) beginWrite(h uint64) ticket {
 func (t *Tier) endWrite(key []byte, h uint64, tk ticket, install bool, value []byte, neg bool, exp int64) bool {
 	i, ls := t.slot(h)
 	ls.mu.Lock()
-	alone := t.inflight[i].Add(^uint32(0)) == 0 && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state && tk.state&bypassBit == 0
+	last := t.inflight[i].Add(^uint32(0)) == 0
+	// A possible echo does not change the generation (see invalidate): it
+	// does not keep this write from installing; its verification waits
+	// for the end of the slot's writes.
+	alone := last && t.gens[i].Load() == tk.gen && t.state.Load() == tk.state && tk.state&bypassBit == 0
 	// A fill that took its ticket while this write was in flight was not
 	// installable; one taken from now on sees the new generation.
 	tk.gen = t.gens[i].Add(1)
+	t.ownWrite(h)
 	done := false
 	if install && alone && exp >= 0 {
 		t.installLocked(key, h, value, neg, exp, tk)
 		done = true
 	}
 	ls.mu.Unlock()
+	if last && t.ver != nil {
+		t.ver.writesEnded()
+	}
 	return done
 }
 
-// invalidate forgets key (a write elsewhere changed it).
+// invalidate handles a report that key changed. If no write of this tier
+// to the key's slot is in flight or recent (within EchoWindow), another
+// client made the change: the key is forgotten at once. Otherwise the
+// report may be the echo of this tier's own write (Redis reports those
+// too, and merges a foreign write of the same key in the same event-loop
+// iteration into the same report): the entry stays, the key goes to the
+// verifier, which compares it with the L2 within VerifyTimeout, and fills
+// in flight in the stripe are refused (they may have read the L2 before
+// the change).
 func (t *Tier) invalidate(key []byte) {
 	h := t.hash(key)
 	i, ls := t.slot(h)
 	ls.mu.Lock()
-	t.gens[i].Add(1)
+	if t.ver != nil && (t.inflight[i].Load() != 0 || t.recentOwnWrite(h)) {
+		ls.echoes++
+		ls.mu.Unlock()
+		t.c.possibleEchoes.Add(1)
+		t.ver.add(key, h)
+		return
+	}
 	ls.mu.Unlock()
-	t.kill(h)
-	t.drop(h)
+	t.c.foreign.Add(1)
+	t.forget(h)
 }
 
 // newEpoch drops the whole L1 at once by moving to a new epoch, and sets

@@ -68,9 +68,14 @@
 // Other backends register theirs with [RegisterInvalidator]; an explicit
 // one goes in Options.Invalidator.
 //
-// Redis also reports the tier's own writes, so an entry written through
-// is evicted again shortly after the write; reads of it then fill from the
-// L2.
+// Redis also reports the tier's own writes, and cannot tell them from
+// another client's write of the same key made at the same moment. A report
+// of a key the tier wrote itself lately (Options.EchoWindow) is therefore
+// verified, not obeyed: the entry stays while a background read compares
+// it with the L2, and is replaced if it differs, within
+// Options.VerifyTimeout. Own writes stay cached; another client's write
+// still reaches L1 within the invalidator's delivery bound plus
+// VerifyTimeout (docs/tier.md has the argument and the measurements).
 //
 // # Errors
 //

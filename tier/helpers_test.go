@@ -25,7 +25,8 @@ const (
 // test. It is not a mock: every call reaches the memory store.
 type hooked struct {
 	*memory.Store
-	fail atomic.Int32
+	fail      atomic.Int32
+	failReads atomic.Bool // GetManyWithTTL fails (ErrUnavailable)
 
 	gets, getTTLs, getManys, getManyKeys atomic.Int64
 
@@ -145,6 +146,9 @@ func (s *hooked) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.En
 	s.getManyKeys.Add(int64(len(keys)))
 	if f := s.hook(&s.beforeMany); f != nil && len(keys) > 0 {
 		f(keys[0])
+	}
+	if s.failReads.Load() {
+		return nil, strata.NewOpError("get_many_with_ttl", "hooked", nil, strata.ErrUnavailable)
 	}
 	return s.Store.GetManyWithTTL(ctx, keys)
 }

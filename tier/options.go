@@ -45,8 +45,12 @@ func (m Invalidation) String() string {
 	return fmt.Sprintf("Invalidation(%d)", int(m))
 }
 
-// DefaultMaxBytes is the default of Options.MaxBytes.
-const DefaultMaxBytes = 64 << 20
+// Defaults of [Options].
+const (
+	DefaultMaxBytes      = 64 << 20
+	DefaultEchoWindow    = time.Second
+	DefaultVerifyTimeout = 100 * time.Millisecond
+)
 
 // Options configure a tier. The zero value (or nil) gives the defaults.
 type Options struct {
@@ -76,6 +80,25 @@ type Options struct {
 	// InvalidationNone.
 	Invalidator Invalidator
 
+	// EchoWindow is how long after this tier's own write of a key a report
+	// of a change to the key (or to a key sharing its echo slot) may be
+	// the echo of that write: such a report is verified against the L2
+	// instead of dropping the entry at once, so that the tier's own writes
+	// stay cached over Redis. A report with no own write of the slot in
+	// flight or within the window is another client's write for sure.
+	// Default DefaultEchoWindow (1s); negative: every report drops its
+	// entry at once. Measured on the system clock. Used only with an
+	// Invalidator.
+	EchoWindow time.Duration
+
+	// VerifyTimeout bounds how long after a possible echo arrives the
+	// entry may be served before it is verified: a key not verified by
+	// then (the L2 read failed or was slow, or an own write of its slot
+	// stayed in flight) is dropped as another client's write. It adds to
+	// the invalidator's delivery bound in the staleness bound of another
+	// client's write. Default DefaultVerifyTimeout (100ms).
+	VerifyTimeout time.Duration
+
 	// Clock tells the time for L1 expiry. It must be the clock the L2 uses
 	// for its own expiry (tests pass one fake clock to both). Default: the
 	// system clock.
@@ -104,6 +127,14 @@ func (o *Options) withDefaults() (Options, error) {
 		return out, fmt.Errorf("tier: NegativeTTL %v is negative", out.NegativeTTL)
 	case out.Invalidation < InvalidationAuto || out.Invalidation > InvalidationRequired:
 		return out, fmt.Errorf("tier: unknown %v", out.Invalidation)
+	case out.VerifyTimeout < 0:
+		return out, fmt.Errorf("tier: VerifyTimeout %v is negative", out.VerifyTimeout)
+	}
+	if out.EchoWindow == 0 {
+		out.EchoWindow = DefaultEchoWindow
+	}
+	if out.VerifyTimeout == 0 {
+		out.VerifyTimeout = DefaultVerifyTimeout
 	}
 	if out.MaxBytes == 0 {
 		out.MaxBytes = DefaultMaxBytes

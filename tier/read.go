@@ -70,7 +70,7 @@ func (t *Tier) load(ctx context.Context, key []byte, h uint64) (v []byte, retry 
 	tk := t.fillTicketLocked(i)
 	var f *flight
 	if tk.ok {
-		if g := ls.flights[h]; g != nil && g.gen == tk.gen && g.state == tk.state && bytes.Equal(g.key, key) {
+		if g := ls.flights[h]; g != nil && g.tk == tk && bytes.Equal(g.key, key) {
 			// Same key, and no write or invalidation since g's leader took
 			// its ticket: g's answer is current for us too.
 			g.waiters++
@@ -93,7 +93,7 @@ func (t *Tier) load(ctx context.Context, key []byte, h uint64) (v []byte, retry 
 			}
 			return clone(g.val), false, nil
 		}
-		f = &flight{key: key, gen: tk.gen, state: tk.state}
+		f = &flight{key: key, tk: tk}
 		if ls.flights == nil {
 			ls.flights = make(map[uint64]*flight)
 		}
@@ -350,12 +350,13 @@ func (t *Tier) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duratio
 	t.countRead(v, err)
 	if tk.ok && (err == nil || errors.Is(err, strata.ErrNotFound)) {
 		ls.mu.Lock()
-		if t.stillLocked(i, tk) {
-			if err == nil {
-				t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
-			} else {
-				t.installLocked(key, h, nil, true, t.negExpiry(start), tk)
-			}
+		switch {
+		case !t.stillLocked(i, tk):
+			t.c.fillsDropped.Add(1)
+		case err == nil:
+			t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
+		default:
+			t.installLocked(key, h, nil, true, t.negExpiry(start), tk)
 		}
 		ls.mu.Unlock()
 	}

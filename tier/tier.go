@@ -60,6 +60,13 @@ type Tier struct {
 
 	inv  Invalidator // nil without one
 	sink *Sink       // inv's; nil without one
+
+	// With an Invalidator (and EchoWindow >= 0): when own writes of each
+	// echo slot last began or ended (mono), and the verifier of possible
+	// echoes. See verify.go.
+	echoes []atomic.Int64
+	born   time.Time
+	ver    *verifier
 }
 
 const bypassBit = 1
@@ -125,17 +132,18 @@ func (e entry) value() []byte         { return e[entryHeader+binary.LittleEndian
 type lockStripe struct {
 	mu      sync.Mutex
 	flights map[uint64]*flight // by key hash
-	_       [40]byte
+	echoes  uint64             // possible echoes of its slots' keys so far
+	_       [32]byte
 }
 
 // flight is one L2 read that concurrent misses of a key share.
 type flight struct {
-	key        []byte // the leader's key, for the duration of its call
-	gen, state uint64
-	done       chan struct{} // made by the first waiter; guarded by the stripe lock
-	waiters    int           // guarded by the stripe lock
-	val        []byte
-	err        error
+	key     []byte        // the leader's key, for the duration of its call
+	tk      ticket        // the leader's
+	done    chan struct{} // made by the first waiter; guarded by the stripe lock
+	waiters int           // guarded by the stripe lock
+	val     []byte
+	err     error
 }
 
 const (
@@ -225,10 +233,19 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	if inv != nil {
 		t.state.Store(bypassBit)
 		t.bypassSince = time.Now()
+		if o.EchoWindow >= 0 {
+			t.born = time.Now()
+			t.echoes = make([]atomic.Int64, echoSlots)
+			t.ver = startVerifier(t)
+		}
 		t.inv, t.sink = inv, newSink(t)
 		if err := inv.Start(t.sink); err != nil {
+			err = errors.Join(err, inv.Close())
+			if t.ver != nil {
+				t.ver.close()
+			}
 			t.l1.Close()
-			return nil, errors.Join(err, inv.Close())
+			return nil, err
 		}
 	}
 	return t, nil
@@ -280,6 +297,9 @@ func (t *Tier) Close() error {
 	var err error
 	if t.inv != nil {
 		err = t.inv.Close()
+	}
+	if t.ver != nil {
+		t.ver.close()
 	}
 	for i := range t.shards {
 		for t.shards[i].active.Load() != 0 {
