@@ -3,6 +3,14 @@
 // a register per key: Get returns the value of the last Put, or absent
 // after a Delete. The tier's tests use it over memory (package tier) and
 // over Redis (package tier/redistrack).
+//
+// A workload may add another client that writes the same keys around the
+// store under test (a foreign writer). A cache in front of the backend
+// learns of such writes only after a delivery delay, so the model allows
+// a bounded staleness for them, and only for them: a Get may also return
+// a value that a foreign write replaced, if the Get started less than
+// Workload.Stale after that write returned. A write through the store
+// under test ends that allowance.
 package lincheck
 
 import (
@@ -13,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -31,9 +40,12 @@ const (
 )
 
 type input struct {
-	op    op
-	key   string
-	value string
+	op      op
+	key     string
+	value   string
+	foreign bool  // a write of the foreign client
+	call    int64 // when the call started
+	until   int64 // a foreign write: its return plus the allowed staleness
 }
 
 type output struct {
@@ -41,10 +53,38 @@ type output struct {
 	found bool
 }
 
-// register is the model state of one key.
+// register is the model state of one key: its value, and the values that
+// foreign writes replaced, each readable until a deadline.
 type register struct {
 	value string
 	found bool
+	stale []staleValue
+}
+
+type staleValue struct {
+	value string
+	found bool
+	until int64
+}
+
+func (r register) write(in input) register {
+	next := register{value: in.value, found: in.op == opPut}
+	if in.foreign {
+		next.stale = append(append(next.stale, r.stale...), staleValue{r.value, r.found, in.until})
+	}
+	return next
+}
+
+func (r register) reads(in input, out output) bool {
+	if out.found == r.found && out.value == r.value {
+		return true
+	}
+	for _, s := range r.stale {
+		if out.found == s.found && out.value == s.value && in.call < s.until {
+			return true
+		}
+	}
+	return false
 }
 
 var model = porcupine.Model{
@@ -66,18 +106,22 @@ var model = porcupine.Model{
 	},
 	Init: func() any { return register{} },
 	Step: func(state, in, out any) (bool, any) {
-		s, i, o := state.(register), in.(input), out.(output)
-		switch i.op {
-		case opGet:
-			return o.found == s.found && o.value == s.value, s
-		case opPut:
-			return true, register{value: i.value, found: true}
-		default:
-			return true, register{}
+		s, i := state.(register), in.(input)
+		if i.op == opGet {
+			return s.reads(i, out.(output)), s
 		}
+		return true, s.write(i)
+	},
+	Equal: func(a, b any) bool {
+		x, y := a.(register), b.(register)
+		return x.value == y.value && x.found == y.found && slices.Equal(x.stale, y.stale)
 	},
 	DescribeOperation: func(in, out any) string {
 		i, o := in.(input), out.(output)
+		who := ""
+		if i.foreign {
+			who = "foreign "
+		}
 		switch i.op {
 		case opGet:
 			if !o.found {
@@ -85,9 +129,9 @@ var model = porcupine.Model{
 			}
 			return fmt.Sprintf("get(%s) -> %s", i.key, o.value)
 		case opPut:
-			return fmt.Sprintf("put(%s, %s)", i.key, i.value)
+			return fmt.Sprintf("%sput(%s, %s)", who, i.key, i.value)
 		}
-		return fmt.Sprintf("delete(%s)", i.key)
+		return fmt.Sprintf("%sdelete(%s)", who, i.key)
 	},
 }
 
@@ -97,9 +141,18 @@ var model = porcupine.Model{
 // catches an L1 entry that outlives a write already applied to the L2),
 // 30% Puts with a mix of TTLs (NoExpiry, 1h, and 0: the store's default),
 // 15% Deletes.
+//
+// With Foreign set, one more goroutine makes ForeignOps writes of the same
+// keys through it, a Put of value or, for value "", a Delete: another
+// client of the backend, writing around the store under test. Gets may
+// return what such a write replaced until Stale after it returned.
 type Workload struct {
 	Clients, Ops int
 	Keys         []string
+
+	Foreign    func(ctx context.Context, key, value string) error
+	ForeignOps int
+	Stale      time.Duration
 }
 
 // Record runs the workload against s and returns its history.
@@ -109,7 +162,7 @@ func (w Workload) Record(t *testing.T, s strata.Store) []porcupine.Operation {
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
 	ttls := []time.Duration{strata.NoExpiry, time.Hour, 0}
-	histories := make([][]porcupine.Operation, w.Clients)
+	histories := make([][]porcupine.Operation, w.Clients+1) // the last: the foreign client's
 	var wg sync.WaitGroup
 	for c := range w.Clients {
 		wg.Add(1)
@@ -131,6 +184,7 @@ func (w Workload) Record(t *testing.T, s strata.Store) []porcupine.Operation {
 				}
 				var out output
 				call := now()
+				in.call = call
 				var err error
 				switch in.op {
 				case opGet:
@@ -156,6 +210,30 @@ func (w Workload) Record(t *testing.T, s strata.Store) []porcupine.Operation {
 					return
 				}
 				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Output: out, Call: call, Return: ret})
+			}
+		}()
+	}
+	if w.Foreign != nil {
+		c := w.Clients
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(base.UnixNano())))
+			for i := range w.ForeignOps {
+				in := input{op: opPut, key: w.Keys[rng.IntN(len(w.Keys))], value: fmt.Sprintf("f-%d", i), foreign: true}
+				if rng.IntN(4) == 0 {
+					in.op, in.value = opDelete, ""
+				}
+				call := now()
+				in.call = call
+				if err := w.Foreign(ctx, in.key, in.value); err != nil {
+					t.Errorf("foreign client: %v", err)
+					return
+				}
+				ret := now()
+				in.until = ret + int64(w.Stale)
+				histories[c] = append(histories[c], porcupine.Operation{ClientId: c, Input: in, Call: call, Return: ret})
+				Jitter()
 			}
 		}()
 	}

@@ -65,14 +65,14 @@ func TestClusterTopologyChanges(t *testing.T) {
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3, Replicas: 1})
 	f := newRedisFixture(t, cluster(c), tier.Options{})
 	waitTracked(t, f, c)
-	measureCoherence(t, f, inProcessWriter(f), 50).report(t, "before")
+	measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "before")
 
 	t.Run("Reshard", func(t *testing.T) {
 		f := f.on(t)
 		m := c.Masters(t)
 		c.Reshard(t, m[0], m[1], 3000)
 		waitTracked(t, f, c)
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after resharding")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after resharding")
 	})
 	t.Run("ManualFailover", func(t *testing.T) {
 		f := f.on(t)
@@ -87,7 +87,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 		manualFailover(t, c, replica)
 		waitTracked(t, f, c)
 		t.Logf("tracking losses during the manual failover: %d", f.tier.TierStats().TrackingLosses-losses)
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after a manual failover")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after a manual failover")
 	})
 	t.Run("MasterKilled", func(t *testing.T) {
 		f := f.on(t)
@@ -118,7 +118,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 			}
 			return true
 		})
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after a master was killed")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after a master was killed")
 	})
 }
 
@@ -149,5 +149,5 @@ func TestClusterManualFailoverWindow(t *testing.T) {
 	if got := trackedMasters(f.tier); !before || !ok || !slices.Equal(got, tracked) || slices.Equal(got, now) {
 		t.Fatalf("the tier tracks %v (masters now %v): want the old masters still", got, now)
 	}
-	measureCoherence(t, f, inProcessWriter(f), 50).report(t, "tracking the old masters, now replicas")
+	measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "tracking the old masters, now replicas")
 }

@@ -44,6 +44,19 @@ func cluster(c *testserver.RedisCluster) redisTarget {
 	}
 }
 
+// topology is a Redis deployment the tests run against.
+type topology struct {
+	name   string
+	target redisTarget
+}
+
+// topologies starts a standalone server and a 3-master Cluster.
+func topologies(t *testing.T) []topology {
+	r := testserver.StartRedis(t, nil)
+	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
+	return []topology{{"Standalone", standalone(r)}, {"Cluster", cluster(c)}}
+}
+
 // fastHeartbeat makes lost tracking connections show quickly in tests.
 const fastHeartbeat = 100 * time.Millisecond
 
@@ -469,4 +482,77 @@ func TestStartTwice(t *testing.T) {
 		tr2.Close()
 		t.Fatal("a second tier started the same invalidator")
 	}
+}
+
+// Another client's write of a key this tier has just written itself looks
+// like the echo of the tier's write, whatever command made it: each still
+// reaches the tier within the documented bound.
+func TestForeignCommandsAfterOwnWrite(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	f := newRedisFixture(t, standalone(r), tier.Options{})
+	for _, c := range []struct {
+		name string
+		run  func(key string) error
+		want string // "": absent
+	}{
+		{"SET", func(k string) error { return f.other.Set(f.ctx, k, "foreign", 0).Err() }, "foreign"},
+		{"DEL", func(k string) error { return f.other.Del(f.ctx, k).Err() }, ""},
+		{"EVAL", func(k string) error {
+			return f.other.Eval(f.ctx, "return redis.call('SET', KEYS[1], 'scripted')", []string{k}).Err()
+		}, "scripted"},
+		{"MULTI", func(k string) error {
+			_, err := f.other.TxPipelined(f.ctx, func(p goredis.Pipeliner) error {
+				p.Set(f.ctx, k, "transacted", 0)
+				return nil
+			})
+			return err
+		}, "transacted"},
+		{"PEXPIRE", func(k string) error { return f.other.PExpire(f.ctx, k, time.Millisecond).Err() }, ""},
+		{"FLUSHDB", func(string) error { return f.other.FlushDB(f.ctx).Err() }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := f.on(t)
+			if err := f.tier.Put(f.ctx, []byte("k"), []byte("own"), strata.NoExpiry); err != nil {
+				t.Fatal(err)
+			}
+			f.cache("k", "own")
+			if err := c.run(f.prefix + "k"); err != nil {
+				t.Fatal(err)
+			}
+			returned := time.Now()
+			wait.For(t, staleBound, c.name+" to reach the tier", func() bool {
+				v, err := f.tier.Get(f.ctx, []byte("k"))
+				if c.want == "" {
+					return errors.Is(err, strata.ErrNotFound)
+				}
+				return err == nil && string(v) == c.want
+			})
+			t.Logf("%s reached the tier %v after it returned", c.name, time.Since(returned))
+		})
+	}
+}
+
+// SWAPDB swaps two databases' contents without any invalidation report:
+// the tier keeps serving the old database's values, for up to
+// MaxLocalTTL. (docs/tier.md says so, and recommends MaxLocalTTL where
+// SWAPDB is used.)
+func TestSwapDBNotAnnounced(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	f := newRedisFixture(t, standalone(r), tier.Options{})
+	f.set("k", "db0")
+	f.cache("k", "db0")
+	if err := f.other.Do(f.ctx, "SWAPDB", 0, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Reports arrive in order on the tracking connection: once the report
+	// of a later write has arrived, one for SWAPDB would have too.
+	reports := f.tier.TierStats().Invalidations
+	f.set("marker", "x")
+	wait.For(t, 10*time.Second, "the report of a later write", func() bool { return f.tier.TierStats().Invalidations > reports })
+	if n, err := f.other.Exists(f.ctx, f.prefix+"k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS after SWAPDB = %d, %v; want the key gone from database 0", n, err)
+	}
+	f.want("k", "db0") // still in L1: Redis did not report the swap
 }
