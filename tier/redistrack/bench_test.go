@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
 )
 
@@ -114,25 +116,55 @@ func TestReadModifyWriteHitRatio(t *testing.T) {
 	}
 }
 
-// BenchmarkReadModifyWrite times the read-modify-write workload through a
-// tier over a real Redis and reports the L1 hit ratio of its reads
-// (L1-hit-%) and the keys the verifier read per operation (verified/op).
+// BenchmarkReadModifyWrite times the read-modify-write workload against
+// one Redis: through the Redis store alone, through a tier that obeys every
+// report (EchoWindow < 0: its own writes' echoes evict what it wrote), and
+// through a tier that verifies possible echoes (the default). The tiers
+// report the L1 hit ratio of their reads (L1-hit-%) and the keys the
+// verifier read per operation (verified/op).
 func BenchmarkReadModifyWrite(b *testing.B) {
 	r := testserver.StartRedis(b, nil)
-	tr := openRedisTier(b, standalone(r), "rmw:", conformance.Options{}, tier.Options{}, 0)
-	defer tr.Close()
-	w := newRMW(tr, 1)
 	ctx := context.Background()
-	if err := w.warm(ctx); err != nil {
-		b.Fatal(err)
-	}
-	before := tr.TierStats()
-	for b.Loop() {
-		if err := w.op(ctx); err != nil {
+	b.Run("Store", func(b *testing.B) {
+		client := standalone(r)(b)
+		s, err := redis.New(client, &redis.Options{KeyPrefix: "rmw-store:"})
+		if err != nil {
 			b.Fatal(err)
 		}
+		defer s.Close()
+		zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 1)), rmwZipf, 1, rmwKeys-1)
+		for b.Loop() {
+			key := fmt.Appendf(nil, "rmw:%04d", zipf.Uint64())
+			v, err := s.Get(ctx, key)
+			if err != nil && !errors.Is(err, strata.ErrNotFound) {
+				b.Fatal(err)
+			}
+			n, _ := strconv.Atoi(string(v))
+			if err := s.Put(ctx, key, strconv.AppendInt(nil, int64(n+1), 10), strata.NoExpiry); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name   string
+		window time.Duration
+	}{{"TierEchoesObeyed", -1}, {"TierEchoesVerified", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := openRedisTier(b, standalone(r), fmt.Sprintf("rmw%d:", seq.Add(1)), conformance.Options{}, tier.Options{EchoWindow: c.window}, 0)
+			defer tr.Close()
+			w := newRMW(tr, 1)
+			if err := w.warm(ctx); err != nil {
+				b.Fatal(err)
+			}
+			before := tr.TierStats()
+			for b.Loop() {
+				if err := w.op(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			after := tr.TierStats()
+			b.ReportMetric(100*hitRatio(before, after), "L1-hit-%")
+			b.ReportMetric(float64(after.Verifications-before.Verifications)/float64(b.N), "verified/op")
+		})
 	}
-	after := tr.TierStats()
-	b.ReportMetric(100*hitRatio(before, after), "L1-hit-%")
-	b.ReportMetric(float64(after.Verifications-before.Verifications)/float64(b.N), "verified/op")
 }
