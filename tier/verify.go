@@ -59,7 +59,7 @@ type verifier struct {
 	mu      sync.Mutex
 	pending map[string]int64 // key → when its first unverified report arrived (mono)
 	waiting map[string]int64 // keys to look at again after a write ends, likewise
-	nWait   atomic.Int64     // len(waiting), read by endWrite without mu
+	nWait   atomic.Int64     // len(waiting), or more during a round; read by endWrite without mu
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -173,6 +173,9 @@ func (v *verifier) round() time.Duration {
 		t.c.verifyFailures.Add(1)
 		t.forget(p.h)
 	}
+	// Announce that keys may wait before looking at the writes in flight:
+	// a write that ends after the look then sees it and kicks the loop.
+	v.nWait.Add(1)
 	waiting, again := v.verify(batch)
 
 	v.mu.Lock()
