@@ -43,8 +43,8 @@
 // *Tier implements every strata capability interface and forwards each to
 // the L2 where the L2 has it, so batches stay batches and atomic operations
 // stay atomic. Where the L2 lacks one, the tier does what the strata
-// helpers do for such a store: GetMany and PutMany loop, atomic operations
-// and TTL fail with strata.ErrUnsupported, Snapshot scans. This mirrors
+// helpers do for such a store: GetMany and PutMany loop, atomic operations,
+// Commit and TTL fail with strata.ErrUnsupported, Snapshot scans. This mirrors
 // strata.WithPrefix: one concrete type (with TierStats, WaitTracking and
 // Tracking) instead of one type per combination of capabilities. Code
 // should call capabilities through the strata helpers, which behave the
