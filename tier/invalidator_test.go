@@ -2,6 +2,7 @@ package tier_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/strata-kv/strata"
@@ -9,19 +10,31 @@ import (
 	"github.com/strata-kv/strata/tier"
 )
 
+// testBackendName is registered once per process (a second registration
+// panics); each test sets what it returns in testBackend.
+const testBackendName = "tier-test-backend"
+
+var testBackend atomic.Pointer[tier.InvalidatorFunc]
+
+func init() {
+	tier.RegisterInvalidator(testBackendName, func(base strata.Store, viewPrefix []byte) (tier.Invalidator, error) {
+		return (*testBackend.Load())(base, viewPrefix)
+	})
+}
+
 // The backend registered with RegisterInvalidator gets the store under
 // the tier's prefix views and the views' prefix; the tier starts the
 // invalidator, bypasses L1 until it is up, and closes it on Close.
 func TestRegisteredInvalidator(t *testing.T) {
-	const backend = "tier-test-backend"
 	var gotPrefix string
 	var gotBase strata.Store
 	fake := &fakeInvalidator{}
-	tier.RegisterInvalidator(backend, func(base strata.Store, viewPrefix []byte) (tier.Invalidator, error) {
+	open := tier.InvalidatorFunc(func(base strata.Store, viewPrefix []byte) (tier.Invalidator, error) {
 		gotBase, gotPrefix = base, string(viewPrefix)
 		return fake, nil
 	})
-	base := backendStore{memory.New(nil), backend}
+	testBackend.Store(&open)
+	base := backendStore{memory.New(nil), testBackendName}
 	defer base.Close()
 	tr, err := tier.New(strata.WithPrefix(strata.WithPrefix(base, []byte("a:")), []byte("b:")), &tier.Options{KeepL2Open: true})
 	noErr(t, err)
