@@ -17,6 +17,7 @@ import (
 	"github.com/strata-kv/strata/internal/testserver"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
+	_ "github.com/strata-kv/strata/tier/redistrack" // tracking for tiers over Redis
 )
 
 const (
@@ -127,7 +128,7 @@ func candidates(b *testing.B, r *testserver.Redis, admin *goredis.Client) []cand
 	if err != nil {
 		b.Fatal(err)
 	}
-	t, err := tier.New(s, &tier.Options{Redis: &tier.RedisInvalidation{Client: tclient, KeyPrefix: prefix}})
+	t, err := tier.New(s, &tier.Options{Invalidation: tier.InvalidationRequired})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
+	_ "github.com/strata-kv/strata/tier/redistrack" // tracking for tiers over Redis
 )
 
 // BenchmarkMiss compares a Get that misses L1 (and so reads Redis, then
@@ -47,7 +48,7 @@ func BenchmarkMiss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t, err := tier.New(s, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Redis: &tier.RedisInvalidation{Client: client, KeyPrefix: prefix}})
+		t, err := tier.New(s, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Invalidation: tier.InvalidationRequired})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func BenchmarkMissInterleaved(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t, err := tier.New(ts, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Redis: &tier.RedisInvalidation{Client: tclient, KeyPrefix: prefix}})
+	t, err := tier.New(ts, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Invalidation: tier.InvalidationRequired})
 	if err != nil {
 		b.Fatal(err)
 	}

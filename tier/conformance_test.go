@@ -1,7 +1,6 @@
 package tier_test
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -13,12 +12,7 @@ import (
 	"github.com/strata-kv/strata/tier"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(envWriter) != "" {
-		os.Exit(writerMain())
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func openMemory(o conformance.Options) *memory.Store {
 	return memory.New(&memory.Options{DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize, Clock: o.Clock})

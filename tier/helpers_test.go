@@ -25,7 +25,8 @@ const (
 // test. It is not a mock: every call reaches the memory store.
 type hooked struct {
 	*memory.Store
-	fail atomic.Int32
+	fail      atomic.Int32
+	failReads atomic.Bool // GetManyWithTTL fails (ErrUnavailable)
 
 	gets, getTTLs, getManys, getManyKeys atomic.Int64
 
@@ -33,6 +34,7 @@ type hooked struct {
 	afterRead   func(key []byte) // runs after GetWithTTL has read, before it returns
 	beforeWrite func(key []byte) // runs before a Put is applied
 	afterWrite  func(key []byte) // runs after a Put is applied, before it returns
+	beforeMany  func(key []byte) // runs before GetManyWithTTL reads (with its first key)
 }
 
 func newHooked(clock strata.Clock) *hooked {
@@ -139,26 +141,35 @@ func (s *hooked) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl t
 	return ok, err
 }
 
-// batchTTL adds tier.BatchExpirer to a hooked store.
-type batchTTL struct{ *hooked }
-
-func (s batchTTL) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
+func (s *hooked) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
 	s.getManys.Add(1)
 	s.getManyKeys.Add(int64(len(keys)))
-	out := make([]strata.Entry, len(keys))
-	for i, k := range keys {
-		v, ttl, err := s.Store.GetWithTTL(ctx, k)
-		switch {
-		case err == nil:
-			out[i] = strata.Entry{Value: v, TTL: ttl}
-		case err != strata.ErrNotFound:
-			return nil, err
-		}
+	if f := s.hook(&s.beforeMany); f != nil && len(keys) > 0 {
+		f(keys[0])
 	}
-	return out, nil
+	if s.failReads.Load() {
+		return nil, strata.NewOpError("get_many_with_ttl", "hooked", nil, strata.ErrUnavailable)
+	}
+	return s.Store.GetManyWithTTL(ctx, keys)
 }
 
-var _ tier.BatchExpirer = batchTTL{}
+func (s *hooked) setBeforeMany(f func([]byte)) {
+	s.mu.Lock()
+	s.beforeMany = f
+	s.mu.Unlock()
+}
+
+func (s *hooked) Commit(ctx context.Context, b *strata.WriteBatch) error {
+	return s.write("commit", nil, func() error { return s.Store.Commit(ctx, b) })
+}
+
+// noBatchTTL is a hooked store without GetManyWithTTL: GetMany does not
+// say how long each value has left.
+type noBatchTTL struct {
+	strata.Store
+	strata.Batcher
+	strata.Expirer
+}
 
 // fixture is a tier over a hooked memory store sharing a fake clock.
 type fixture struct {
@@ -173,13 +184,8 @@ func newFixture(t *testing.T, opts tier.Options) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: t.Context(), clock: conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	f.l2 = newHooked(f.clock)
-	var l2 strata.Store = f.l2
-	if opts.Invalidation == -1 { // test-only marker: add BatchExpirer
-		opts.Invalidation = tier.InvalidationAuto
-		l2 = batchTTL{f.l2}
-	}
 	opts.Clock = f.clock
-	tr, err := tier.New(l2, &opts)
+	tr, err := tier.New(f.l2, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,4 +250,51 @@ func (f *fixture) wantL2(key, value string, absent bool) {
 	if n := f.reads() - before; n != 1 {
 		f.t.Fatalf("Get(%q) made %d L2 reads; want 1 (an L1 miss)", key, n)
 	}
+}
+
+// fakeInvalidator is an Invalidator the test drives through its sink.
+type fakeInvalidator struct {
+	upAtStart bool // call sink.Up from Start
+
+	mu      sync.Mutex
+	sink    *tier.Sink
+	started int
+	closed  int
+}
+
+func (f *fakeInvalidator) Start(s *tier.Sink) error {
+	f.mu.Lock()
+	f.sink = s
+	f.started++
+	f.mu.Unlock()
+	if f.upAtStart {
+		s.Up()
+	}
+	return nil
+}
+
+func (f *fakeInvalidator) Close() error {
+	f.mu.Lock()
+	f.closed++
+	f.mu.Unlock()
+	return nil
+}
+
+// counts returns how often the tier started and closed f.
+func (f *fakeInvalidator) counts() (started, closed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.started, f.closed
+}
+
+// backendStore is a memory store that reports another backend name.
+type backendStore struct {
+	*memory.Store
+	backend string
+}
+
+func (s backendStore) Stats() strata.Stats {
+	st := s.Store.Stats()
+	st.Backend = s.backend
+	return st
 }

@@ -15,24 +15,26 @@ import (
 // [state.tier] table of a config file:
 //
 //	tier+pebble:///var/lib/app/state?tier.max_bytes=67108864&tier.max_local_ttl=1m
-//	tier+redis://cache:6379/0?prefix=app:&tier.invalidation=redis
+//	tier+redis://cache:6379/0?prefix=app:&tier.invalidation=required
 //
 //	[state.tier]
 //	max_bytes = 67108864
 //	max_local_ttl = "1m"
 //	negative_ttl = "1s"
-//	invalidation = "auto"   # auto, none or redis
+//	invalidation = "auto"   # auto, none or required ("redis" is read as required)
 func init() {
 	strata.RegisterWrapper("tier", openURL)
 	config.Register("tier", config.Table{Wrapper: true, Check: checkConfig, Open: openConfig})
 }
 
-var invalidations = map[string]Invalidation{"auto": InvalidationAuto, "none": InvalidationNone, "redis": InvalidationRedis}
+var invalidations = map[string]Invalidation{
+	"auto": InvalidationAuto, "none": InvalidationNone, "required": InvalidationRequired, "redis": InvalidationRequired,
+}
 
 func parseInvalidation(s string) (Invalidation, error) {
 	m, ok := invalidations[s]
 	if !ok {
-		return 0, fmt.Errorf("invalidation %q is unknown (accepted: auto, none, redis)", s)
+		return 0, fmt.Errorf("invalidation %q is unknown (accepted: auto, none, required)", s)
 	}
 	return m, nil
 }
@@ -55,8 +57,8 @@ func openURL(ctx context.Context, inner strata.Store, params url.Values) (strata
 	return newWaiting(ctx, inner, o)
 }
 
-// newWaiting opens a tier and, with Redis invalidation, waits briefly for
-// tracking so that the first reads are cached.
+// newWaiting opens a tier and, with an Invalidator, waits briefly for it
+// to be up so that the first reads are cached.
 func newWaiting(ctx context.Context, inner strata.Store, o *Options) (strata.Store, error) {
 	t, err := New(inner, o)
 	if err != nil {
@@ -64,7 +66,7 @@ func newWaiting(ctx context.Context, inner strata.Store, o *Options) (strata.Sto
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_ = t.WaitTracking(wctx) // until tracking is up the tier bypasses L1: correct, only slower
+	_ = t.WaitTracking(wctx) // until it is up the tier bypasses L1: correct, only slower
 	return t, nil
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/config"
-	"github.com/strata-kv/strata/internal/testserver"
 	_ "github.com/strata-kv/strata/stores/all"
 	"github.com/strata-kv/strata/tier"
 )
@@ -38,18 +37,6 @@ func TestOpenURL(t *testing.T) {
 			}
 			t.Errorf("Open(%q) = %v, want ErrInvalidConfig", u, err)
 		}
-	}
-}
-
-func TestOpenURLRedisTracks(t *testing.T) {
-	r := testserver.StartRedis(t, nil)
-	s, err := strata.Open(t.Context(), "tier+"+r.URL()+"?prefix=app:&tier.invalidation=redis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if ok, masters, err := s.(*tier.Tier).Tracking(); !ok || len(masters) != 1 {
-		t.Fatalf("Tracking = %v, %q, %v", ok, masters, err)
 	}
 }
 

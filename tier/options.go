@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/strata-kv/strata"
 )
 
@@ -14,9 +12,12 @@ import (
 type Invalidation int
 
 const (
-	// InvalidationAuto tracks Redis when the L2 is Redis (it implements
-	// [RedisBacked]) or Options.Redis is set, and is InvalidationNone
-	// otherwise. It is the default.
+	// InvalidationAuto uses Options.Invalidator when set, and otherwise
+	// the Invalidator registered for the L2's backend (see
+	// [RegisterInvalidator]); without one, it is InvalidationNone. A tier
+	// over a shared backend whose invalidator is not registered (a Redis
+	// store without tier/redistrack imported) fails New. It is the
+	// default.
 	InvalidationAuto Invalidation = iota
 
 	// InvalidationNone listens to nobody: only this process's own writes
@@ -25,31 +26,30 @@ const (
 	// process's write stays invisible here for up to MaxLocalTTL.
 	InvalidationNone
 
-	// InvalidationRedis requires Redis client-side-caching invalidation
-	// (see [RedisInvalidation]); New fails when the tier cannot find a Redis
-	// client.
-	InvalidationRedis
+	// InvalidationRequired is InvalidationAuto, except that New fails
+	// when it finds no Invalidator.
+	InvalidationRequired
 )
 
 // String names the mode as the tier.invalidation URL parameter and the
-// [state.tier] invalidation key do: "auto", "none" or "redis".
+// [state.tier] invalidation key do: "auto", "none" or "required".
 func (m Invalidation) String() string {
 	switch m {
 	case InvalidationAuto:
 		return "auto"
 	case InvalidationNone:
 		return "none"
-	case InvalidationRedis:
-		return "redis"
+	case InvalidationRequired:
+		return "required"
 	}
 	return fmt.Sprintf("Invalidation(%d)", int(m))
 }
 
-// Defaults of [Options] and [RedisInvalidation].
+// Defaults of [Options].
 const (
-	DefaultMaxBytes          = 64 << 20
-	DefaultHeartbeatInterval = time.Second
-	DefaultTopologyInterval  = time.Second
+	DefaultMaxBytes      = 64 << 20
+	DefaultEchoWindow    = time.Second
+	DefaultVerifyTimeout = 100 * time.Millisecond
 )
 
 // Options configure a tier. The zero value (or nil) gives the defaults.
@@ -74,11 +74,30 @@ type Options struct {
 	// Default InvalidationAuto.
 	Invalidation Invalidation
 
-	// Redis configures Redis invalidation explicitly. Default nil: taken
-	// from the L2 when it implements [RedisBacked]. Set it when the L2 is
-	// a view of a Redis store that does not say so, such as
-	// strata.WithPrefix(redisStore, p).
-	Redis *RedisInvalidation
+	// Invalidator reports other clients' changes to the L2. Default nil:
+	// under InvalidationAuto the one registered for the L2's backend, if
+	// any. The tier starts it and closes it on Close; it is ignored under
+	// InvalidationNone.
+	Invalidator Invalidator
+
+	// EchoWindow is how long after this tier's own write of a key a report
+	// of a change to the key (or to a key sharing its echo slot) may be
+	// the echo of that write: such a report is verified against the L2
+	// instead of dropping the entry at once, so that the tier's own writes
+	// stay cached over Redis. A report with no own write of the slot in
+	// flight or within the window is another client's write for sure.
+	// Default DefaultEchoWindow (1s); negative: every report drops its
+	// entry at once. Measured on the system clock. Used only with an
+	// Invalidator.
+	EchoWindow time.Duration
+
+	// VerifyTimeout bounds how long after a possible echo arrives the
+	// entry may be served before it is verified: a key not verified by
+	// then (the L2 read failed or was slow, or an own write of its slot
+	// stayed in flight) is dropped as another client's write. It adds to
+	// the invalidator's delivery bound in the staleness bound of another
+	// client's write. Default DefaultVerifyTimeout (100ms).
+	VerifyTimeout time.Duration
 
 	// Clock tells the time for L1 expiry. It must be the clock the L2 uses
 	// for its own expiry (tests pass one fake clock to both). Default: the
@@ -88,52 +107,6 @@ type Options struct {
 	// KeepL2Open makes Close leave the L2 open. Default false: Close closes
 	// the L2 too.
 	KeepL2Open bool
-}
-
-// RedisInvalidation configures the cross-process invalidation of a tier
-// whose L2 lives in Redis.
-type RedisInvalidation struct {
-	// Client reaches the same Redis (standalone, Cluster, Ring or failover)
-	// as the L2. The tier reads its options to open one dedicated tracking
-	// connection per master and, for a Cluster, to follow the topology
-	// (it registers an OnNewNode callback on a ClusterClient, which stays
-	// registered, inert, after Close). It is not used for L2 traffic and
-	// not closed by the tier. Required.
-	Client goredis.UniversalClient
-
-	// KeyPrefix is what the L2 puts before a tier key to form the Redis key:
-	// the tier key k lives at KeyPrefix+k. For strata.WithPrefix(s, p) over
-	// a Redis store s with prefix sp, it is sp+p. Default "": keys are
-	// stored as is.
-	KeyPrefix string
-
-	// HeartbeatInterval is how often a tracking connection is pinged. A
-	// connection silent for 2×HeartbeatInterval is declared lost (the L1
-	// is flushed and bypassed until tracking is back), including one to a
-	// server busy that long with a slow command. Default
-	// DefaultHeartbeatInterval (1s).
-	HeartbeatInterval time.Duration
-
-	// TopologyInterval is how often a Cluster's masters are listed to
-	// follow failovers and resharding. Default DefaultTopologyInterval
-	// (1s).
-	TopologyInterval time.Duration
-}
-
-// RedisBacked is implemented by L2 stores kept in Redis. Under
-// InvalidationAuto the tier uses it to track the keys the store writes: a
-// tier key k is the Redis key KeyPrefix()+k.
-type RedisBacked interface {
-	// Client returns the client the store uses.
-	Client() goredis.UniversalClient
-	// KeyPrefix returns the prefix the store puts before every key.
-	KeyPrefix() string
-}
-
-// redisClientOnly is a store that reveals its Redis client but not its key
-// prefix: the tier cannot map the keys Redis reports back to its own.
-type redisClientOnly interface {
-	Client() goredis.UniversalClient
 }
 
 // EntryOverhead is the bytes counted against MaxBytes for each L1 entry on
@@ -152,8 +125,16 @@ func (o *Options) withDefaults() (Options, error) {
 		return out, fmt.Errorf("tier: MaxLocalTTL %v is negative", out.MaxLocalTTL)
 	case out.NegativeTTL < 0:
 		return out, fmt.Errorf("tier: NegativeTTL %v is negative", out.NegativeTTL)
-	case out.Invalidation < InvalidationAuto || out.Invalidation > InvalidationRedis:
+	case out.Invalidation < InvalidationAuto || out.Invalidation > InvalidationRequired:
 		return out, fmt.Errorf("tier: unknown %v", out.Invalidation)
+	case out.VerifyTimeout < 0:
+		return out, fmt.Errorf("tier: VerifyTimeout %v is negative", out.VerifyTimeout)
+	}
+	if out.EchoWindow == 0 {
+		out.EchoWindow = DefaultEchoWindow
+	}
+	if out.VerifyTimeout == 0 {
+		out.VerifyTimeout = DefaultVerifyTimeout
 	}
 	if out.MaxBytes == 0 {
 		out.MaxBytes = DefaultMaxBytes
@@ -163,22 +144,6 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.Clock == nil {
 		out.Clock = strata.SystemClock{}
-	}
-	if out.Redis != nil {
-		r := *out.Redis
-		if r.Client == nil {
-			return out, fmt.Errorf("tier: Redis.Client is nil")
-		}
-		if r.HeartbeatInterval < 0 || r.TopologyInterval < 0 {
-			return out, fmt.Errorf("tier: negative Redis interval")
-		}
-		if r.HeartbeatInterval == 0 {
-			r.HeartbeatInterval = DefaultHeartbeatInterval
-		}
-		if r.TopologyInterval == 0 {
-			r.TopologyInterval = DefaultTopologyInterval
-		}
-		out.Redis = &r
 	}
 	return out, nil
 }

@@ -27,10 +27,15 @@ type tierCounters struct {
 	bytesWritten atomic.Uint64
 	errors       atomic.Uint64
 
-	invalidations atomic.Uint64
-	flushes       atomic.Uint64
-	connects      atomic.Uint64
-	disconnects   atomic.Uint64
+	invalidations  atomic.Uint64
+	foreign        atomic.Uint64
+	possibleEchoes atomic.Uint64
+	verifications  atomic.Uint64
+	corrections    atomic.Uint64
+	verifyFailures atomic.Uint64
+	flushes        atomic.Uint64
+	connects       atomic.Uint64
+	disconnects    atomic.Uint64
 }
 
 // countErr counts a failure of the L2 other than bad input, a miss, a
@@ -64,11 +69,22 @@ type Stats struct {
 	SharedReads  uint64 // misses that waited for another caller's L2 read of the same key
 	L2Reads      uint64 // keys read from the L2
 
-	Invalidations    uint64        // keys invalidated by another client's writes (Redis)
-	Flushes          uint64        // whole-L1 flushes (tracking lost, FLUSHALL, topology change)
-	TrackingConnects uint64        // tracking connections established
-	TrackingLosses   uint64        // tracking connections lost
-	Bypassing        bool          // L1 is bypassed now (tracking not established)
+	// Invalidations counts the keys the Invalidator reported changed, by
+	// any client: Redis reports this tier's own writes too. Each report is
+	// either foreign for sure (no own write of the key's slot in flight or
+	// within EchoWindow: the entry is dropped at once) or a possible echo
+	// of an own write (the entry stays until verified against the L2).
+	Invalidations        uint64
+	ForeignInvalidations uint64 // reports dropped at once
+	PossibleEchoes       uint64 // reports queued for verification
+	Verifications        uint64 // possible echoes compared with the L2
+	Corrections          uint64 // entries a verification found holding another value than the L2 and replaced
+	VerifyFailures       uint64 // possible echoes not verified in time (L2 error, VerifyTimeout), dropped as foreign
+
+	Flushes          uint64        // whole-L1 flushes (Invalidator down or up, FLUSHALL)
+	TrackingConnects uint64        // times the Invalidator came up
+	TrackingLosses   uint64        // times the Invalidator went down after being up
+	Bypassing        bool          // L1 is bypassed now (the Invalidator is not up)
 	BypassTime       time.Duration // total time spent bypassing L1
 
 	// L2 is the L2's own stats; HasL2 is false when it reports none.
@@ -101,6 +117,11 @@ func (t *Tier) TierStats() Stats {
 	s.SharedReads = t.c.joined.Load()
 	s.L2Reads = t.c.l2Reads.Load()
 	s.Invalidations = t.c.invalidations.Load()
+	s.ForeignInvalidations = t.c.foreign.Load()
+	s.PossibleEchoes = t.c.possibleEchoes.Load()
+	s.Verifications = t.c.verifications.Load()
+	s.Corrections = t.c.corrections.Load()
+	s.VerifyFailures = t.c.verifyFailures.Load()
 	s.Flushes = t.c.flushes.Load()
 	s.TrackingConnects = t.c.connects.Load()
 	s.TrackingLosses = t.c.disconnects.Load()
@@ -137,20 +158,25 @@ func (t *Tier) Stats() strata.Stats {
 		BytesWritten: t.c.bytesWritten.Load(),
 		Keys:         -1,
 		Gauges: map[string]float64{
-			"l1_hits_total":          float64(s.L1Hits),
-			"l1_negative_hits_total": float64(s.L1NegativeHits),
-			"l1_misses_total":        float64(s.L1Misses),
-			"l1_hit_ratio":           s.L1HitRatio,
-			"l1_bytes":               float64(s.L1Bytes),
-			"l1_max_bytes":           float64(s.L1MaxBytes),
-			"l1_evictions_total":     float64(s.L1Evictions),
-			"l1_rejections_total":    float64(s.L1Rejections),
-			"l1_fills_total":         float64(s.Fills),
-			"l1_fills_refused_total": float64(s.FillsRefused),
-			"invalidations_total":    float64(s.Invalidations),
-			"flushes_total":          float64(s.Flushes),
-			"bypass_seconds":         s.BypassTime.Seconds(),
-			"bypassing":              boolGauge(s.Bypassing),
+			"l1_hits_total":                     float64(s.L1Hits),
+			"l1_negative_hits_total":            float64(s.L1NegativeHits),
+			"l1_misses_total":                   float64(s.L1Misses),
+			"l1_hit_ratio":                      s.L1HitRatio,
+			"l1_bytes":                          float64(s.L1Bytes),
+			"l1_max_bytes":                      float64(s.L1MaxBytes),
+			"l1_evictions_total":                float64(s.L1Evictions),
+			"l1_rejections_total":               float64(s.L1Rejections),
+			"l1_fills_total":                    float64(s.Fills),
+			"l1_fills_refused_total":            float64(s.FillsRefused),
+			"invalidations_total":               float64(s.Invalidations),
+			"invalidations_foreign_total":       float64(s.ForeignInvalidations),
+			"invalidations_possible_echo_total": float64(s.PossibleEchoes),
+			"verifications_total":               float64(s.Verifications),
+			"verification_corrections_total":    float64(s.Corrections),
+			"verification_failures_total":       float64(s.VerifyFailures),
+			"flushes_total":                     float64(s.Flushes),
+			"bypass_seconds":                    s.BypassTime.Seconds(),
+			"bypassing":                         boolGauge(s.Bypassing),
 		},
 	}
 	if s.HasL2 {

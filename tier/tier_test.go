@@ -25,8 +25,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{MaxLocalTTL: -time.Second},
 		{NegativeTTL: -time.Second},
 		{Invalidation: 7},
-		{Invalidation: tier.InvalidationRedis},
-		{Redis: &tier.RedisInvalidation{}},
+		{Invalidation: tier.InvalidationRequired}, // the memory store needs no Invalidator and has none
 	} {
 		if tr, err := tier.New(l2, &o); err == nil {
 			tr.Close()
@@ -359,7 +358,7 @@ func TestGetMany(t *testing.T) {
 		}
 	})
 	t.Run("FillsWithBatchExpirer", func(t *testing.T) {
-		f := newFixture(t, tier.Options{Invalidation: -1, NegativeTTL: time.Minute})
+		f := newFixture(t, tier.Options{NegativeTTL: time.Minute})
 		noErr(t, f.l2.Store.Put(f.ctx, []byte("a"), []byte("1"), 10*time.Second))
 		noErr(t, f.l2.Store.Put(f.ctx, []byte("b"), []byte("2"), strata.NoExpiry))
 		vs, err := f.tier.GetMany(f.ctx, [][]byte{[]byte("a"), []byte("b"), []byte("c")})
@@ -376,6 +375,40 @@ func TestGetMany(t *testing.T) {
 		noErr(t, err)
 		if string(vs[0]) != "2" || vs[1] != nil || f.l2.getManys.Load() != 1 {
 			t.Fatalf("GetMany of cached keys = %q after %d L2 calls; want served by L1", vs, f.l2.getManys.Load())
+		}
+	})
+	t.Run("NoBatchExpirer", func(t *testing.T) {
+		// Without GetManyWithTTL the misses are read with one GetMany and
+		// not cached: GetMany does not say how long each value has left.
+		l2 := newHooked(nil)
+		tr, err := tier.New(noBatchTTL{l2, l2, l2}, nil)
+		noErr(t, err)
+		defer tr.Close()
+		noErr(t, l2.Store.Put(t.Context(), []byte("a"), []byte("1"), strata.NoExpiry))
+		for range 2 {
+			vs, err := tr.GetMany(t.Context(), [][]byte{[]byte("a"), []byte("b")})
+			if err != nil || string(vs[0]) != "1" || vs[1] != nil {
+				t.Fatalf("GetMany = %q, %v", vs, err)
+			}
+			tr.WaitL1()
+		}
+		if n, k := l2.getManys.Load(), l2.getManyKeys.Load(); n != 2 || k != 4 || l2.getTTLs.Load() != 0 {
+			t.Fatalf("2 GetMany made %d L2 GetMany calls for %d keys and %d GetWithTTL; want 2 for 4 keys, none cached", n, k, l2.getTTLs.Load())
+		}
+	})
+	t.Run("PrefixViewOverNoBatchExpirer", func(t *testing.T) {
+		// A prefix view has GetManyWithTTL as a loop of GetWithTTL when the
+		// store under it has none: the tier sees through it and makes one
+		// GetMany call.
+		l2 := newHooked(nil)
+		defer l2.Close() // a view does not close the store under it
+		tr, err := tier.New(strata.WithPrefix(noBatchTTL{l2, l2, l2}, []byte("p:")), nil)
+		noErr(t, err)
+		defer tr.Close()
+		_, err = tr.GetMany(t.Context(), [][]byte{[]byte("a"), []byte("b"), []byte("c")})
+		noErr(t, err)
+		if n, k := l2.getManys.Load(), l2.getManyKeys.Load(); n != 1 || k != 3 || l2.getTTLs.Load() != 0 {
+			t.Fatalf("GetMany made %d L2 GetMany calls for %d keys and %d GetWithTTL; want one GetMany", n, k, l2.getTTLs.Load())
 		}
 	})
 }

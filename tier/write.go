@@ -3,22 +3,10 @@ package tier
 import (
 	"context"
 	"errors"
-	"iter"
 	"time"
 
 	"github.com/strata-kv/strata"
 )
-
-// BatchExpirer is implemented by L2 stores that return the values and
-// remaining TTLs of many keys in one round trip. The tier fills L1 from the
-// misses of a GetMany only through it: a plain GetMany does not say how long
-// each value has left, so its results are returned but not cached.
-type BatchExpirer interface {
-	// GetManyWithTTL returns one entry per key, in order: Value is nil
-	// exactly when the key is absent or expired; otherwise TTL is the time
-	// left (NoExpiry for none) and Key may be left nil.
-	GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error)
-}
 
 // writeExpiry returns the L1 expiry of a value written at start with ttl,
 // or -1 when ttl is 0: the L2's default TTL applies, which the tier does
@@ -92,112 +80,6 @@ func (t *Tier) Delete(ctx context.Context, key []byte) error {
 		return err
 	}
 	t.c.deletes.Add(1)
-	return nil
-}
-
-// Keys lists the L2's keys (L1 holds no key the L2 lacks).
-func (t *Tier) Keys(ctx context.Context, prefix []byte) iter.Seq2[[]byte, error] {
-	if t.closed.Load() {
-		return func(yield func([]byte, error) bool) { yield(nil, strata.ErrClosed) }
-	}
-	return t.l2.Keys(ctx, prefix)
-}
-
-// GetMany serves the keys L1 holds and reads all the others with one L2
-// GetMany. Each key's value is linearizable on its own; the result is not
-// a snapshot across keys. Misses are cached only when the L2 implements
-// [BatchExpirer].
-func (t *Tier) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
-	if t.closed.Load() {
-		return nil, strata.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(keys))
-	var miss []int
-	var hashes []uint64
-	for i, k := range keys {
-		h := t.hash(k)
-		sh, ok := t.enter(h)
-		if !ok {
-			return nil, strata.ErrClosed
-		}
-		e, ok := t.lookup(k, h)
-		if !ok {
-			sh.active.Add(-1)
-			miss = append(miss, i)
-			hashes = append(hashes, h)
-			continue
-		}
-		if e.flags().Load()&flagNegative != 0 {
-			sh.negHits.Add(1)
-		} else {
-			out[i] = clone(e.value())
-			sh.hits.Add(1)
-			sh.hitBytes.Add(uint64(len(out[i])))
-		}
-		sh.active.Add(-1)
-	}
-	if len(miss) == 0 {
-		return out, nil
-	}
-	t.c.l1Misses.Add(uint64(len(miss)))
-	mk := make([][]byte, len(miss))
-	for j, i := range miss {
-		mk[j] = keys[i]
-	}
-	t.c.l2Reads.Add(uint64(len(miss)))
-	be, ok := t.l2.(BatchExpirer)
-	if !ok || t.noTTL.Load() {
-		vs, err := strata.GetMany(ctx, t.l2, mk)
-		if err != nil {
-			t.countErr(err)
-			return nil, err
-		}
-		for j, i := range miss {
-			out[i] = vs[j]
-			t.countRead(vs[j], notFoundIfNil(vs[j]))
-		}
-		return out, nil
-	}
-	tks := make([]ticket, len(miss))
-	for j, h := range hashes {
-		i, ls := t.slot(h)
-		ls.mu.Lock()
-		tks[j] = t.fillTicketLocked(i)
-		ls.mu.Unlock()
-	}
-	start := t.now()
-	es, err := be.GetManyWithTTL(ctx, mk)
-	if err == nil && len(es) != len(mk) {
-		err = strata.NewOpError("get_many", "tier", nil, errors.New("L2 GetManyWithTTL returned a wrong count"))
-	}
-	if err != nil {
-		t.countErr(err)
-		return nil, err
-	}
-	for j, h := range hashes {
-		i, ls := t.slot(h)
-		ls.mu.Lock()
-		if t.stillLocked(i, tks[j]) {
-			if es[j].Value != nil {
-				t.installLocked(mk[j], h, es[j].Value, false, t.expiry(start, es[j].TTL), tks[j])
-			} else {
-				t.installLocked(mk[j], h, nil, true, t.negExpiry(start), tks[j])
-			}
-		}
-		ls.mu.Unlock()
-		out[miss[j]] = es[j].Value
-		t.countRead(es[j].Value, notFoundIfNil(es[j].Value))
-	}
-	return out, nil
-}
-
-func notFoundIfNil(v []byte) error {
-	if v == nil {
-		return strata.ErrNotFound
-	}
 	return nil
 }
 
@@ -372,56 +254,86 @@ func (t *Tier) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl tim
 	return swapped, err
 }
 
-// TTL returns the L2's answer: L1 knows only a lower bound.
-func (t *Tier) TTL(ctx context.Context, key []byte) (time.Duration, error) {
-	if t.closed.Load() {
-		return 0, strata.ErrClosed
-	}
-	return strata.TTL(ctx, t.l2, key)
-}
-
-// GetWithTTL reads key and its remaining TTL from the L2 (L1 knows only a
-// lower bound of the TTL) and caches the value as a read-through fill does.
-func (t *Tier) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Duration, error) {
-	if t.closed.Load() {
-		return nil, 0, strata.ErrClosed
-	}
-	h := t.hash(key)
-	i, ls := t.slot(h)
-	ls.mu.Lock()
-	tk := t.fillTicketLocked(i)
-	ls.mu.Unlock()
-	start := t.now()
-	t.c.l1Misses.Add(1)
-	t.c.l2Reads.Add(1)
-	v, ttl, err := strata.GetWithTTL(ctx, t.l2, key)
-	t.countRead(v, err)
-	if tk.ok && (err == nil || errors.Is(err, strata.ErrNotFound)) {
-		ls.mu.Lock()
-		if t.stillLocked(i, tk) {
-			if err == nil {
-				t.installLocked(key, h, v, false, t.expiry(start, ttl), tk)
-			} else {
-				t.installLocked(key, h, nil, true, t.negExpiry(start), tk)
-			}
-		}
-		ls.mu.Unlock()
-	}
-	return v, ttl, err
-}
-
-// Snapshot returns the L2's snapshot (or a scan of it).
-func (t *Tier) Snapshot(ctx context.Context) (strata.Snapshot, error) {
-	if t.closed.Load() {
-		return nil, strata.ErrClosed
-	}
-	return strata.SnapshotOf(ctx, t.l2)
-}
-
-// Ping checks the L2.
-func (t *Tier) Ping(ctx context.Context) error {
+// Commit applies b through the L2's strata.Committer, or fails with
+// strata.ErrUnsupported when the L2 has none. Every key the commit writes,
+// fence keys included, is written as by Put: marked in flight before the
+// L2 call, and afterwards, only if the commit succeeded and no other write
+// or invalidation of the key overlapped it, the last write of each key is
+// cached (a value under the TTL rules of Put; a delete as an absence with
+// NegativeTTL). A fence key is not cached. A failed commit (a conflict,
+// strata.ErrIndeterminate, anything) caches nothing.
+//
+// A batch with an ID and a fence succeeds without applying anything when
+// the fence shows it was applied before (a retry after ErrIndeterminate);
+// the tier cannot tell that from a batch applied now, so it caches nothing
+// for such a batch: the next read of each key fills from the L2.
+func (t *Tier) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	if t.closed.Load() {
 		return strata.ErrClosed
 	}
-	return strata.Ping(ctx, t.l2)
+	if _, ok := t.l2.(strata.Committer); !ok {
+		return strata.Commit(ctx, t.l2, b)
+	}
+	// The keys the commit writes, each once, with its last write (-1: a
+	// fence, raised by the commit).
+	type written struct {
+		key  []byte
+		h    uint64
+		last int
+	}
+	var keys []written
+	index := map[string]int{}
+	add := func(key []byte, w int) {
+		if j, ok := index[string(key)]; ok {
+			keys[j].last = w
+			return
+		}
+		index[string(key)] = len(keys)
+		keys = append(keys, written{key: key, h: t.hash(key), last: w})
+	}
+	ambiguous := false
+	for _, c := range b.Conditions {
+		if c.Kind == strata.CondFence {
+			add(c.Key, -1)
+			ambiguous = ambiguous || len(b.ID) > 0
+		}
+	}
+	for w := range b.Writes {
+		add(b.Writes[w].Key, w)
+	}
+	tks := make([]ticket, len(keys))
+	for j := range keys {
+		tks[j] = t.beginWrite(keys[j].h)
+	}
+	start := t.now()
+	err := strata.Commit(ctx, t.l2, b)
+	install := err == nil && !ambiguous
+	var puts, deletes, n uint64
+	for j, k := range keys {
+		var value []byte
+		neg, exp := false, int64(-1)
+		if k.last >= 0 {
+			w := &b.Writes[k.last]
+			switch {
+			case w.Delete:
+				neg, exp = true, t.negExpiry(start)
+				deletes++
+			default:
+				value, exp = w.Value, t.writeExpiry(start, w.TTL)
+				puts++
+				n += uint64(len(w.Key) + len(w.Value))
+			}
+		}
+		if !t.endWrite(k.key, k.h, tks[j], install && k.last >= 0, value, neg, exp) {
+			t.drop(k.h)
+		}
+	}
+	if err != nil {
+		t.countErr(err)
+		return err
+	}
+	t.c.puts.Add(puts)
+	t.c.deletes.Add(deletes)
+	t.c.bytesWritten.Add(n)
+	return nil
 }

@@ -1,4 +1,4 @@
-package tier_test
+package redistrack_test
 
 import (
 	"context"
@@ -15,8 +15,10 @@ import (
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/testserver"
 	"github.com/strata-kv/strata/internal/wait"
+	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
+	"github.com/strata-kv/strata/tier/redistrack"
 )
 
 // seq numbers the Redis stores the tests open, so that each gets its own
@@ -42,12 +44,25 @@ func cluster(c *testserver.RedisCluster) redisTarget {
 	}
 }
 
+// topology is a Redis deployment the tests run against.
+type topology struct {
+	name   string
+	target redisTarget
+}
+
+// topologies starts a standalone server and a 3-master Cluster.
+func topologies(t *testing.T) []topology {
+	r := testserver.StartRedis(t, nil)
+	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
+	return []topology{{"Standalone", standalone(r)}, {"Cluster", cluster(c)}}
+}
+
 // fastHeartbeat makes lost tracking connections show quickly in tests.
 const fastHeartbeat = 100 * time.Millisecond
 
 // openRedisTier returns a tier over a new stores/redis store under prefix,
-// with Redis invalidation established.
-func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conformance.Options, opts tier.Options) *tier.Tier {
+// with tracking established; topology is the TopologyInterval (0: 200ms).
+func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conformance.Options, opts tier.Options, topology time.Duration) *tier.Tier {
 	tb.Helper()
 	client := target(tb)
 	// MaxRetries also makes the store refresh a Cluster's slot map after
@@ -56,12 +71,15 @@ func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conforman
 	if err != nil {
 		tb.Fatal(err)
 	}
-	topology := 200 * time.Millisecond
-	if opts.Redis != nil && opts.Redis.TopologyInterval > 0 {
-		topology = opts.Redis.TopologyInterval
+	if topology == 0 {
+		topology = 200 * time.Millisecond
 	}
-	opts.Redis = &tier.RedisInvalidation{Client: client, KeyPrefix: prefix, HeartbeatInterval: fastHeartbeat, TopologyInterval: topology}
-	opts.Invalidation = tier.InvalidationRedis
+	inv, err := redistrack.New(&redistrack.Options{Client: client, KeyPrefix: prefix, HeartbeatInterval: fastHeartbeat, TopologyInterval: topology})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.Invalidator = inv
+	opts.Invalidation = tier.InvalidationRequired
 	tr, err := tier.New(s, &opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -75,10 +93,15 @@ func openRedisTier(tb testing.TB, target redisTarget, prefix string, o conforman
 	return tr
 }
 
+// trackedMasters returns the masters the tier's invalidator tracks.
+func trackedMasters(tr *tier.Tier) []string {
+	return tr.Invalidator().(*redistrack.Invalidator).Masters()
+}
+
 func redisHarness(target redisTarget, prefix func(n int64) string, opts tier.Options) conformance.Harness {
 	return conformance.Harness{
 		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			return openRedisTier(tb, target, prefix(seq.Add(1)), o, opts)
+			return openRedisTier(tb, target, prefix(seq.Add(1)), o, opts, 0)
 		},
 		Capabilities:  conformance.AllCapabilities,
 		UnorderedKeys: true,
@@ -114,7 +137,7 @@ func TestConformanceRedisWithPrefix(t *testing.T) {
 				tb.Fatal(err)
 			}
 			tb.Cleanup(func() { s.Close() })
-			tr, err := tier.New(strata.WithPrefix(s, []byte(view)), &tier.Options{Invalidation: tier.InvalidationRedis})
+			tr, err := tier.New(strata.WithPrefix(s, []byte(view)), &tier.Options{Invalidation: tier.InvalidationRequired})
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -148,7 +171,7 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 	if err := tr.WaitTracking(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, _ := tr.Tracking(); !ok {
+	if ok, _ := tr.Tracking(); !ok {
 		t.Fatal("no tracking over a prefix view of a Redis store")
 	}
 	if err := tr.Put(ctx, []byte("k"), []byte("old"), time.Hour); err != nil {
@@ -158,7 +181,6 @@ func TestInvalidationThroughPrefixView(t *testing.T) {
 	wait.For(t, 10*time.Second, "an L1 hit", func() bool {
 		before := tr.TierStats().L1Hits
 		tr.Get(ctx, []byte("k"))
-		tr.WaitL1()
 		return tr.TierStats().L1Hits > before
 	})
 	if err := other.Set(ctx, "app:jobs:k", "new", 0).Err(); err != nil {
@@ -181,9 +203,15 @@ type redisFixture struct {
 }
 
 func newRedisFixture(t *testing.T, target redisTarget, opts tier.Options) *redisFixture {
+	return newRedisFixtureTopology(t, target, opts, 0)
+}
+
+// newRedisFixtureTopology is newRedisFixture with the given
+// TopologyInterval.
+func newRedisFixtureTopology(t *testing.T, target redisTarget, opts tier.Options, topology time.Duration) *redisFixture {
 	prefix := fmt.Sprintf("fx%d:", seq.Add(1))
 	f := &redisFixture{t: t, ctx: t.Context(), prefix: prefix, other: target(t)}
-	f.tier = openRedisTier(t, target, prefix, conformance.Options{}, opts)
+	f.tier = openRedisTier(t, target, prefix, conformance.Options{}, opts, topology)
 	t.Cleanup(func() { f.tier.Close() })
 	return f
 }
@@ -204,7 +232,6 @@ func (f *redisFixture) cache(key, want string) {
 		if err != nil || string(v) != want {
 			f.t.Fatalf("Get(%q) = %q, %v; want %q", key, v, err, want)
 		}
-		f.tier.WaitL1()
 		return f.tier.TierStats().L1Hits > before
 	})
 }
@@ -309,7 +336,7 @@ func TestRedisTrackingLost(t *testing.T) {
 		if f.tier.TierStats().L2Reads == reads {
 			t.Fatal("a read while bypassing was served from L1")
 		}
-		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _ := f.tier.Tracking(); return ok })
 		s := f.tier.TierStats()
 		if s.TrackingLosses == 0 || s.BypassTime <= 0 || s.TrackingConnects < 2 {
 			t.Fatalf("after a lost connection: %+v", s)
@@ -335,7 +362,7 @@ func TestRedisTrackingLost(t *testing.T) {
 		if noticed > 2*fastHeartbeat+time.Second {
 			t.Fatalf("a silent server was noticed after %v; want about 2x the heartbeat %v", noticed, fastHeartbeat)
 		}
-		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _, _ := f.tier.Tracking(); return ok })
+		wait.For(t, 10*time.Second, "tracking to come back", func() bool { ok, _ := f.tier.Tracking(); return ok })
 		f.set("k", "v2")
 		f.eventually("k", "v2")
 	})
@@ -384,7 +411,7 @@ func TestRedisInvalidationTLSACL(t *testing.T) {
 		return c
 	}
 	f := &redisFixture{t: t, ctx: t.Context(), prefix: "app:", other: target(t)}
-	f.tier = openRedisTier(t, target, "app:", conformance.Options{}, tier.Options{})
+	f.tier = openRedisTier(t, target, "app:", conformance.Options{}, tier.Options{}, 0)
 	t.Cleanup(func() { f.tier.Close() })
 	f.set("k", "v1")
 	f.cache("k", "v1")
@@ -393,4 +420,139 @@ func TestRedisInvalidationTLSACL(t *testing.T) {
 	if f.tier.TierStats().Invalidations == 0 {
 		t.Fatal("no invalidation over TLS as an ACL user")
 	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	for _, o := range []*redistrack.Options{
+		nil,
+		{},
+		{Client: client, HeartbeatInterval: -time.Second},
+		{Client: client, TopologyInterval: -time.Second},
+		{Client: wrappedClient{client}}, // a client type the invalidator cannot list masters of
+	} {
+		if _, err := redistrack.New(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+}
+
+type wrappedClient struct{ *goredis.Client }
+
+// redisLike reports the redis backend but does not reveal its client.
+type redisLike struct{ *memory.Store }
+
+func (redisLike) Stats() strata.Stats { return strata.Stats{Backend: "redis"} }
+
+// Under InvalidationAuto a tier over a store that says it is Redis but
+// cannot be tracked refuses to start rather than serve stale reads.
+func TestAutoRefusesUntrackableRedis(t *testing.T) {
+	l2 := redisLike{memory.New(nil)}
+	defer l2.Close()
+	tr, err := tier.New(l2, nil)
+	if err == nil || !strings.Contains(err.Error(), "RedisBacked") {
+		if tr != nil {
+			tr.Close()
+		}
+		t.Fatalf("New over an untrackable Redis store = %v; want an error naming redistrack.RedisBacked", err)
+	}
+	tr, err = tier.New(l2, &tier.Options{Invalidation: tier.InvalidationNone, MaxLocalTTL: time.Second, KeepL2Open: true})
+	if err != nil {
+		t.Fatalf("with InvalidationNone: %v", err)
+	}
+	tr.Close()
+}
+
+// One invalidator serves one tier.
+func TestStartTwice(t *testing.T) {
+	r := testserver.StartRedis(t, nil)
+	client := standalone(r)(t)
+	inv, err := redistrack.New(&redistrack.Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := memory.New(nil)
+	tr, err := tier.New(l2, &tier.Options{Invalidator: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr2, err := tier.New(l2, &tier.Options{Invalidator: inv, KeepL2Open: true}); err == nil {
+		tr2.Close()
+		t.Fatal("a second tier started the same invalidator")
+	}
+}
+
+// Another client's write of a key this tier has just written itself looks
+// like the echo of the tier's write, whatever command made it: each still
+// reaches the tier within the documented bound.
+func TestForeignCommandsAfterOwnWrite(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	f := newRedisFixture(t, standalone(r), tier.Options{})
+	for _, c := range []struct {
+		name string
+		run  func(key string) error
+		want string // "": absent
+	}{
+		{"SET", func(k string) error { return f.other.Set(f.ctx, k, "foreign", 0).Err() }, "foreign"},
+		{"DEL", func(k string) error { return f.other.Del(f.ctx, k).Err() }, ""},
+		{"EVAL", func(k string) error {
+			return f.other.Eval(f.ctx, "return redis.call('SET', KEYS[1], 'scripted')", []string{k}).Err()
+		}, "scripted"},
+		{"MULTI", func(k string) error {
+			_, err := f.other.TxPipelined(f.ctx, func(p goredis.Pipeliner) error {
+				p.Set(f.ctx, k, "transacted", 0)
+				return nil
+			})
+			return err
+		}, "transacted"},
+		{"PEXPIRE", func(k string) error { return f.other.PExpire(f.ctx, k, time.Millisecond).Err() }, ""},
+		{"FLUSHDB", func(string) error { return f.other.FlushDB(f.ctx).Err() }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := f.on(t)
+			if err := f.tier.Put(f.ctx, []byte("k"), []byte("own"), strata.NoExpiry); err != nil {
+				t.Fatal(err)
+			}
+			f.cache("k", "own")
+			if err := c.run(f.prefix + "k"); err != nil {
+				t.Fatal(err)
+			}
+			returned := time.Now()
+			wait.For(t, staleBound, c.name+" to reach the tier", func() bool {
+				v, err := f.tier.Get(f.ctx, []byte("k"))
+				if c.want == "" {
+					return errors.Is(err, strata.ErrNotFound)
+				}
+				return err == nil && string(v) == c.want
+			})
+			t.Logf("%s reached the tier %v after it returned", c.name, time.Since(returned))
+		})
+	}
+}
+
+// SWAPDB swaps two databases' contents without any invalidation report:
+// the tier keeps serving the old database's values, for up to
+// MaxLocalTTL. (docs/tier.md says so, and recommends MaxLocalTTL where
+// SWAPDB is used.)
+func TestSwapDBNotAnnounced(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	f := newRedisFixture(t, standalone(r), tier.Options{})
+	f.set("k", "db0")
+	f.cache("k", "db0")
+	if err := f.other.Do(f.ctx, "SWAPDB", 0, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Reports arrive in order on the tracking connection: once the report
+	// of a later write has arrived, one for SWAPDB would have too.
+	reports := f.tier.TierStats().Invalidations
+	f.set("marker", "x")
+	wait.For(t, 10*time.Second, "the report of a later write", func() bool { return f.tier.TierStats().Invalidations > reports })
+	if n, err := f.other.Exists(f.ctx, f.prefix+"k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS after SWAPDB = %d, %v; want the key gone from database 0", n, err)
+	}
+	f.want("k", "db0") // still in L1: Redis did not report the swap
 }

@@ -1,4 +1,4 @@
-package tier
+package redistrack
 
 import (
 	"bufio"
@@ -34,7 +34,7 @@ const (
 	maxRespDepth = 8
 )
 
-var errRespProtocol = errors.New("tier: RESP protocol error")
+var errRespProtocol = errors.New("redistrack: RESP protocol error")
 
 // text returns the value as a string, for replies that are strings.
 func (v respValue) text() string { return string(v.str) }
@@ -47,7 +47,7 @@ func (v respValue) isString() bool {
 // err returns the server error v carries, if any.
 func (v respValue) err() error {
 	if v.kind == '-' || v.kind == '!' {
-		return fmt.Errorf("tier: redis replied: %s", v.str)
+		return fmt.Errorf("redistrack: redis replied: %s", v.str)
 	}
 	return nil
 }

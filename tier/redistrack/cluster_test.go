@@ -1,4 +1,4 @@
-package tier_test
+package redistrack_test
 
 import (
 	"fmt"
@@ -52,8 +52,8 @@ func waitTracked(t *testing.T, f *redisFixture, c *testserver.RedisCluster) {
 	}
 	slices.Sort(want)
 	wait.For(t, 30*time.Second, "tracking on the masters "+strings.Join(want, " "), func() bool {
-		ok, got, _ := f.tier.Tracking()
-		return ok && slices.Equal(got, want)
+		ok, _ := f.tier.Tracking()
+		return ok && slices.Equal(trackedMasters(f.tier), want)
 	})
 }
 
@@ -65,14 +65,14 @@ func TestClusterTopologyChanges(t *testing.T) {
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3, Replicas: 1})
 	f := newRedisFixture(t, cluster(c), tier.Options{})
 	waitTracked(t, f, c)
-	measureCoherence(t, f, inProcessWriter(f), 50).report(t, "before")
+	measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "before")
 
 	t.Run("Reshard", func(t *testing.T) {
 		f := f.on(t)
 		m := c.Masters(t)
 		c.Reshard(t, m[0], m[1], 3000)
 		waitTracked(t, f, c)
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after resharding")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after resharding")
 	})
 	t.Run("ManualFailover", func(t *testing.T) {
 		f := f.on(t)
@@ -87,7 +87,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 		manualFailover(t, c, replica)
 		waitTracked(t, f, c)
 		t.Logf("tracking losses during the manual failover: %d", f.tier.TierStats().TrackingLosses-losses)
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after a manual failover")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after a manual failover")
 	})
 	t.Run("MasterKilled", func(t *testing.T) {
 		f := f.on(t)
@@ -118,7 +118,7 @@ func TestClusterTopologyChanges(t *testing.T) {
 			}
 			return true
 		})
-		measureCoherence(t, f, inProcessWriter(f), 50).report(t, "after a master was killed")
+		measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "after a master was killed")
 	})
 }
 
@@ -129,13 +129,13 @@ func TestClusterTopologyChanges(t *testing.T) {
 func TestClusterManualFailoverWindow(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3, Replicas: 1})
-	f := newRedisFixture(t, cluster(c), tier.Options{Redis: &tier.RedisInvalidation{TopologyInterval: time.Hour}})
+	f := newRedisFixtureTopology(t, cluster(c), tier.Options{}, time.Hour)
 	waitTracked(t, f, c)
-	before, _, _ := f.tier.Tracking()
-	_, tracked, _ := f.tier.Tracking()
-	masters := c.Masters(t)
+	before, _ := f.tier.Tracking()
+	tracked := trackedMasters(f.tier)
+	old := c.Masters(t)
 	for _, n := range c.Nodes {
-		if n.Running() && !slices.Contains(masters, n) {
+		if n.Running() && !slices.Contains(old, n) {
 			manualFailover(t, c, n)
 			break
 		}
@@ -145,8 +145,9 @@ func TestClusterManualFailoverWindow(t *testing.T) {
 		now = append(now, m.Addr)
 	}
 	slices.Sort(now)
-	if ok, got, _ := f.tier.Tracking(); !before || !ok || !slices.Equal(got, tracked) || slices.Equal(got, now) {
+	ok, _ := f.tier.Tracking()
+	if got := trackedMasters(f.tier); !before || !ok || !slices.Equal(got, tracked) || slices.Equal(got, now) {
 		t.Fatalf("the tier tracks %v (masters now %v): want the old masters still", got, now)
 	}
-	measureCoherence(t, f, inProcessWriter(f), 50).report(t, "tracking the old masters, now replicas")
+	measureCoherence(t, f, inProcessWriter(f), 50, false).report(t, "tracking the old masters, now replicas")
 }

@@ -1,4 +1,4 @@
-package tier
+package redistrack
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -22,79 +21,25 @@ const trackingName = "strata-tier-tracking"
 // handshakeTimeout bounds dialing and the HELLO / CLIENT TRACKING exchange.
 const handshakeTimeout = 5 * time.Second
 
-// invalidator keeps one tracking connection per Redis master:
-// CLIENT TRACKING ON BCAST PREFIX <KeyPrefix> over RESP3, so that the
-// server pushes the name of every key under the prefix that any client
-// modifies. The tier serves from L1 only while every connection is
-// tracking; when one is lost (or a master appears), it flushes L1 and
-// bypasses it until all are tracking again.
-type invalidator struct {
-	t      *Tier
-	cfg    RedisInvalidation
-	prefix []byte
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	kick   chan struct{} // asks the topology loop to look now
-
-	mu      sync.Mutex
-	conns   map[string]*trackConn // by address
-	healthy bool
-	changed chan struct{} // closed and replaced when healthy changes
-	lastErr error
-}
-
 // trackConn is the tracking connection to one master.
 type trackConn struct {
 	addr   string
 	opt    *goredis.Options
 	cancel context.CancelFunc
-	up     bool // guarded by invalidator.mu
+	up     bool // guarded by Invalidator.mu
 }
 
-func startInvalidator(t *Tier, cfg *RedisInvalidation) *invalidator {
-	ctx, cancel := context.WithCancel(context.Background())
-	inv := &invalidator{
-		t: t, cfg: *cfg, prefix: []byte(cfg.KeyPrefix),
-		ctx: ctx, cancel: cancel,
-		kick:    make(chan struct{}, 1),
-		conns:   map[string]*trackConn{},
-		changed: make(chan struct{}),
-	}
-	if cc, ok := cfg.Client.(*goredis.ClusterClient); ok {
-		// A node the client has not met before may serve keys (after a
-		// resharding) that no tracking connection covers yet: stop
-		// trusting L1 before the client sends it anything, and look at
-		// the topology now.
-		cc.OnNewNode(func(*goredis.Client) {
-			if ctx.Err() == nil {
-				inv.unhealthy(errors.New("tier: the cluster client met a new node"))
-				inv.poke()
-			}
-		})
-	}
-	inv.wg.Add(1)
-	go inv.topologyLoop()
-	return inv
-}
-
-func (inv *invalidator) poke() {
+func (inv *Invalidator) poke() {
 	select {
 	case inv.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (inv *invalidator) close() {
-	inv.cancel()
-	inv.wg.Wait()
-}
-
 // topologyLoop lists the masters now and then (at once for a standalone
 // server, every TopologyInterval for a Cluster or Ring) and keeps one
 // tracking connection per master.
-func (inv *invalidator) topologyLoop() {
+func (inv *Invalidator) topologyLoop() {
 	defer inv.wg.Done()
 	_, static := inv.cfg.Client.(*goredis.Client)
 	interval := inv.cfg.TopologyInterval
@@ -132,7 +77,7 @@ func (inv *invalidator) topologyLoop() {
 }
 
 // masters returns the address and connection options of every master.
-func (inv *invalidator) masters(ctx context.Context) (map[string]*goredis.Options, error) {
+func (inv *Invalidator) masters(ctx context.Context) (map[string]*goredis.Options, error) {
 	out := map[string]*goredis.Options{}
 	switch c := inv.cfg.Client.(type) {
 	case *goredis.Client:
@@ -141,7 +86,7 @@ func (inv *invalidator) masters(ctx context.Context) (map[string]*goredis.Option
 	case *goredis.ClusterClient:
 		slots, err := c.ClusterSlots(ctx).Result()
 		if err != nil {
-			return nil, fmt.Errorf("tier: listing cluster masters: %w", err)
+			return nil, fmt.Errorf("redistrack: listing cluster masters: %w", err)
 		}
 		co := c.Options()
 		for _, s := range slots {
@@ -156,7 +101,7 @@ func (inv *invalidator) masters(ctx context.Context) (map[string]*goredis.Option
 			}
 		}
 		if len(out) == 0 {
-			return nil, errors.New("tier: the cluster reports no master")
+			return nil, errors.New("redistrack: the cluster reports no master")
 		}
 	case *goredis.Ring:
 		var mu sync.Mutex
@@ -168,17 +113,17 @@ func (inv *invalidator) masters(ctx context.Context) (map[string]*goredis.Option
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tier: listing ring shards: %w", err)
+			return nil, fmt.Errorf("redistrack: listing ring shards: %w", err)
 		}
 	default:
-		return nil, fmt.Errorf("tier: Redis invalidation does not support a %T client", inv.cfg.Client)
+		return nil, fmt.Errorf("redistrack: Redis invalidation does not support a %T client", inv.cfg.Client)
 	}
 	return out, nil
 }
 
 // reconcile opens a connection to each new master and closes those to
 // masters gone.
-func (inv *invalidator) reconcile(targets map[string]*goredis.Options) {
+func (inv *Invalidator) reconcile(targets map[string]*goredis.Options) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.ctx.Err() != nil {
@@ -203,14 +148,14 @@ func (inv *invalidator) reconcile(targets map[string]*goredis.Options) {
 		go inv.connLoop(ctx, tc)
 	}
 	if added {
-		inv.unhealthyLocked(fmt.Errorf("tier: tracking not yet established on every master"))
+		inv.unhealthyLocked(fmt.Errorf("redistrack: tracking not yet established on every master"))
 	}
 	inv.checkLocked()
 }
 
 // checkLocked makes the tier healthy when every connection is tracking.
 // The caller holds mu.
-func (inv *invalidator) checkLocked() {
+func (inv *Invalidator) checkLocked() {
 	if inv.healthy || len(inv.conns) == 0 {
 		return
 	}
@@ -220,70 +165,66 @@ func (inv *invalidator) checkLocked() {
 		}
 	}
 	inv.healthy = true
-	inv.lastErr = nil
-	inv.t.newEpoch(false, false)
-	close(inv.changed)
-	inv.changed = make(chan struct{})
+	inv.sink.Up()
 }
 
-func (inv *invalidator) unhealthy(cause error) {
+func (inv *Invalidator) unhealthy(cause error) {
 	inv.mu.Lock()
 	inv.unhealthyLocked(cause)
 	inv.mu.Unlock()
 }
 
-// unhealthyLocked flushes L1 and bypasses it. The caller holds mu.
-func (inv *invalidator) unhealthyLocked(cause error) {
-	inv.lastErr = cause
-	if !inv.healthy {
-		return
-	}
+// unhealthyLocked tells the tier that tracking is down (it flushes L1 and
+// bypasses it), or, if it is down already, why it still is. The caller
+// holds mu.
+func (inv *Invalidator) unhealthyLocked(cause error) {
 	inv.healthy = false
-	inv.t.newEpoch(true, false)
-	close(inv.changed)
-	inv.changed = make(chan struct{})
+	inv.sink.Down(cause)
 }
 
-func (inv *invalidator) setErr(err error) {
+// setErr records a failure that keeps tracking from coming up; once every
+// connection tracks, such failures (a topology listing that failed, say)
+// change nothing.
+func (inv *Invalidator) setErr(err error) {
 	inv.mu.Lock()
-	inv.lastErr = err
+	if !inv.healthy {
+		inv.sink.Down(err)
+	}
 	inv.mu.Unlock()
 }
 
 // setUp records that tc is tracking (or not any more).
-func (inv *invalidator) setUp(tc *trackConn, up bool, cause error) {
+func (inv *Invalidator) setUp(tc *trackConn, up bool, cause error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if tc.up == up {
-		if cause != nil {
-			inv.lastErr = cause
+		if cause != nil && !inv.healthy {
+			inv.sink.Down(cause)
 		}
 		return
 	}
 	tc.up = up
 	if up {
-		inv.t.c.connects.Add(1)
 		inv.checkLocked()
 		return
 	}
 	// A connection closed because its master left the topology (or the
 	// tier closed) is no loss.
 	if cur, ok := inv.conns[tc.addr]; ok && cur == tc && inv.ctx.Err() == nil {
-		inv.t.c.disconnects.Add(1)
 		inv.unhealthyLocked(cause)
 	}
 }
 
 // connLoop keeps tc's connection tracking until ctx ends, redialing with
 // backoff.
-func (inv *invalidator) connLoop(ctx context.Context, tc *trackConn) {
+func (inv *Invalidator) connLoop(ctx context.Context, tc *trackConn) {
 	defer inv.wg.Done()
 	const minBackoff, maxBackoff = 20 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := inv.session(ctx, tc)
-		inv.setUp(tc, false, fmt.Errorf("tier: tracking connection to %s: %w", tc.addr, err))
+		inv.setUp(tc, false, fmt.Errorf("redistrack: tracking connection to %s: %w", tc.addr, err))
 		if time.Since(began) > 10*time.Second {
 			backoff = minBackoff
 		}
@@ -312,7 +253,7 @@ func dial(ctx context.Context, o *goredis.Options) (net.Conn, error) {
 }
 
 // session runs one tracking connection until it fails or ctx ends.
-func (inv *invalidator) session(ctx context.Context, tc *trackConn) error {
+func (inv *Invalidator) session(ctx context.Context, tc *trackConn) error {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	conn, err := dial(hctx, tc.opt)
@@ -416,72 +357,19 @@ func (inv *invalidator) session(ctx context.Context, tc *trackConn) error {
 
 // push applies a server push: "invalidate" with the keys written, or with
 // null after FLUSHALL / FLUSHDB.
-func (inv *invalidator) push(v respValue) {
+func (inv *Invalidator) push(v respValue) {
 	if len(v.elems) < 2 || !v.elems[0].isString() || v.elems[0].text() != "invalidate" {
 		return
 	}
 	keys := v.elems[1]
 	if keys.null || keys.kind == '_' {
-		inv.t.newEpoch(false, true)
+		inv.sink.Flush()
 		return
 	}
 	for _, k := range keys.elems {
 		if !k.isString() || !bytes.HasPrefix(k.str, inv.prefix) {
 			continue
 		}
-		inv.t.c.invalidations.Add(1)
-		inv.t.invalidate(k.str[len(inv.prefix):])
+		inv.sink.Invalidate(k.str[len(inv.prefix):])
 	}
-}
-
-// status reports whether the tier is healthy, a channel closed at the next
-// change, and the last error seen.
-func (inv *invalidator) status() (bool, <-chan struct{}, error) {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
-	return inv.healthy, inv.changed, inv.lastErr
-}
-
-// addrs returns the masters tracked, sorted.
-func (inv *invalidator) addrs() []string {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
-	out := make([]string, 0, len(inv.conns))
-	for a := range inv.conns {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// WaitTracking waits until Redis invalidation is established on every
-// master, so that the tier serves from L1, or until ctx ends (returning
-// ctx's error joined with the last tracking error). Without Redis
-// invalidation it returns nil at once.
-func (t *Tier) WaitTracking(ctx context.Context) error {
-	if t.inv == nil {
-		return nil
-	}
-	for {
-		ok, changed, last := t.inv.status()
-		if ok {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), last)
-		}
-	}
-}
-
-// Tracking reports whether the tier serves from L1 under Redis
-// invalidation, the masters it tracks and the last tracking error. Without
-// Redis invalidation it reports true, nil, nil.
-func (t *Tier) Tracking() (ok bool, masters []string, lastErr error) {
-	if t.inv == nil {
-		return true, nil, nil
-	}
-	ok, _, lastErr = t.inv.status()
-	return ok, t.inv.addrs(), lastErr
 }

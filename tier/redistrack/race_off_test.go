@@ -1,0 +1,7 @@
+//go:build !race
+
+package redistrack_test
+
+// raceEnabled reports a build with the race detector, which slows the
+// code it instruments several times over.
+const raceEnabled = false
