@@ -74,6 +74,22 @@ func TestCommitCachesNothingUnlessApplied(t *testing.T) {
 	})
 }
 
+// A fenced batch with an ID the tier sends for the first time was applied
+// by its success: its writes are cached like any commit's.
+func TestCommitFreshIDCached(t *testing.T) {
+	f := newFixture(t, tier.Options{})
+	b := &strata.WriteBatch{ID: []byte("offset-10")}
+	b.IfFence([]byte("fence"), 1).Put([]byte("k"), []byte("batch"), strata.NoExpiry)
+	noErr(t, f.tier.Commit(f.ctx, b))
+	f.tier.WaitL1()
+	f.wantHit("k", "batch")
+	b2 := &strata.WriteBatch{ID: []byte("offset-20")}
+	b2.IfFence([]byte("fence"), 1).Put([]byte("k"), []byte("next"), strata.NoExpiry)
+	noErr(t, f.tier.Commit(f.ctx, b2))
+	f.tier.WaitL1()
+	f.wantHit("k", "next")
+}
+
 // Over an L2 without a Committer, Commit fails with ErrUnsupported and
 // leaves L1 alone.
 func TestCommitUnsupported(t *testing.T) {

@@ -22,6 +22,8 @@ import (
 // front of another store, its L2. Create one with New. All methods are safe
 // for concurrent use.
 type Tier struct {
+	ids commitIDs // batch IDs committed through the tier
+
 	// Read-mostly: read by every hit, written only by Close and by
 	// flushes (state), kept apart from the counters hits write.
 	l2       strata.Store

@@ -3,6 +3,7 @@ package tier
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/strata-kv/strata"
@@ -291,13 +292,18 @@ func (t *Tier) Commit(ctx context.Context, b *strata.WriteBatch) error {
 		index[string(key)] = len(keys)
 		keys = append(keys, written{key: key, h: t.hash(key), last: w})
 	}
-	ambiguous := false
+	fenced := false
 	for _, c := range b.Conditions {
 		if c.Kind == strata.CondFence {
 			add(c.Key, -1)
-			ambiguous = ambiguous || len(b.ID) > 0
+			fenced = true
 		}
 	}
+	// A batch with an ID and a fence succeeds without writing when its
+	// fence shows it applied already (a retry). The tier cannot tell that
+	// success from a fresh one, but it knows which IDs it has sent: a batch
+	// whose ID it sends for the first time is applied now.
+	ambiguous := fenced && len(b.ID) > 0 && t.ids.seen(b.ID)
 	for w := range b.Writes {
 		add(b.Writes[w].Key, w)
 	}
@@ -336,4 +342,37 @@ func (t *Tier) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	t.c.deletes.Add(deletes)
 	t.c.bytesWritten.Add(n)
 	return nil
+}
+
+// maxCommitIDs is how many batch IDs a tier remembers (see commitIDs).
+const maxCommitIDs = 4096
+
+// commitIDs remembers the IDs of the last maxCommitIDs fenced batches with
+// an ID that the tier committed (successfully or not): a success for an ID
+// the tier sent before may be a replay that wrote nothing.
+type commitIDs struct {
+	mu   sync.Mutex
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+// seen reports whether id was sent before, and records it.
+func (c *commitIDs) seen(id []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.set[string(id)]; ok {
+		return true
+	}
+	if c.set == nil {
+		c.set = make(map[string]struct{})
+		c.ring = make([]string, maxCommitIDs)
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.set, old)
+	}
+	c.ring[c.next] = string(id)
+	c.next = (c.next + 1) % maxCommitIDs
+	c.set[string(id)] = struct{}{}
+	return false
 }

@@ -119,7 +119,9 @@ func TestConformanceRedis(t *testing.T) {
 func TestConformanceRedisCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
-	conformance.RunStore(t, redisHarness(cluster(c), func(n int64) string { return fmt.Sprintf("c%d:", n) }, tier.Options{}))
+	h := redisHarness(cluster(c), func(n int64) string { return fmt.Sprintf("c%d:", n) }, tier.Options{})
+	h.SingleSlotCommits = true
+	conformance.RunStore(t, h)
 }
 
 // Over a strata.WithPrefix view of a Redis store, the tier looks through
