@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/ttlval"
 )
 
@@ -62,13 +63,30 @@ type Bench struct {
 	// writes synced unless noSync, closed when b ends.
 	Raw func(b *testing.B, noSync bool) RawDB
 
-	// Open opens a new store, writes synced unless noSync, with no
-	// background sweep, closed when b ends.
-	Open func(b *testing.B, noSync bool) Store
+	// Open opens a new store.
+	Open Open
 
 	// FillBatch is how many entries each PutMany that fills the store
 	// holds (as many as RawDB.Fill writes per transaction or batch).
 	FillBatch int
+}
+
+// open opens a new store on the system clock, writes synced unless
+// noSync, closed when b ends.
+func (h Bench) open(b *testing.B, noSync bool) Store {
+	b.Helper()
+	s := h.Open(b, conformance.Options{}, noSync)
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Store is the conformance benchmark suite (no raw comparison) on stores
+// without fsync.
+func (h Bench) Store(b *testing.B) {
+	conformance.BenchmarkStore(b, conformance.Harness{
+		Open:      func(tb testing.TB, o conformance.Options) strata.Store { return h.Open(tb, o, true) },
+		FakeClock: true,
+	})
 }
 
 // fill writes BenchKey(0) to BenchKey(n-1) to s with BenchValue and ttl.
@@ -123,7 +141,7 @@ func (h Bench) Get(b *testing.B) {
 		ttl  time.Duration
 	}{{"strata", strata.NoExpiry}, {"strata_ttl", time.Hour}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := h.Open(b, true)
+			s := h.open(b, true)
 			h.fill(b, s, BenchKeys, c.ttl)
 			Loop(b, storeGet(b, s, key))
 		})
@@ -181,7 +199,7 @@ func (h Bench) Put(b *testing.B) {
 			Loop(b, db.Put(b, key))
 		})
 		b.Run(mode.name+"/strata", func(b *testing.B) {
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Loop(b, storePut(b, s, key))
 		})
 	}
@@ -198,7 +216,7 @@ func (h Bench) PutMany1000(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
 		})
 		b.Run(mode.name+"/strata", func(b *testing.B) {
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Loop(b, storePutMany(b, s, batch, span))
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
 		})
@@ -217,7 +235,7 @@ func (h Bench) Keys100k(b *testing.B) {
 		Loop(b, db.Keys(b, n))
 	})
 	b.Run("strata", func(b *testing.B) {
-		s := h.Open(b, true)
+		s := h.open(b, true)
 		h.fill(b, s, n, time.Hour)
 		ctx := b.Context()
 		Loop(b, func(int) {
@@ -251,7 +269,7 @@ func (h Bench) Paired(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			db := h.Raw(b, true)
 			db.Fill(b, BenchKeys, BenchValue)
-			s := h.Open(b, true)
+			s := h.open(b, true)
 			h.fill(b, s, BenchKeys, c.ttl)
 			Paired(b, db.Get(b, key), storeGet(b, s, key))
 		})
@@ -266,13 +284,13 @@ func (h Bench) Paired(b *testing.B) {
 	for _, mode := range modes {
 		b.Run("Put/"+mode.name, func(b *testing.B) {
 			db := h.Raw(b, mode.noSync)
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Paired(b, db.Put(b, key), storePut(b, s, key))
 		})
 		b.Run("PutMany1000/"+mode.name, func(b *testing.B) {
 			const batch, span = 1000, 100000
 			db := h.Raw(b, mode.noSync)
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Paired(b, db.PutMany(b, batch, span), storePutMany(b, s, batch, span))
 		})
 	}
@@ -281,7 +299,7 @@ func (h Bench) Paired(b *testing.B) {
 		prefix := []byte("bench:")
 		db := h.Raw(b, true)
 		db.Fill(b, n, BenchValue)
-		s := h.Open(b, true)
+		s := h.open(b, true)
 		h.fill(b, s, n, time.Hour)
 		ctx := b.Context()
 		Paired(b, db.Keys(b, n), func(int) {

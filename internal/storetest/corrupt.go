@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/ttlval"
 )
 
 // RandomBytes returns n random bytes.
@@ -86,6 +87,32 @@ func DamageReported(t *testing.T, s strata.Store, what string, n, step int) int 
 		t.Fatalf("no call on the damaged %s reported the damage", what)
 	}
 	return errs
+}
+
+// Malformed checks what a store makes of values that strata did not
+// write: open opens the store (each time on the same database) and writes
+// "a" with a good value; after it is closed, rawSet writes the given values
+// into the database directly: under "b" a value too short for a strata
+// header and under "c" one with an unknown header version. The reopened
+// store must pass [MalformedValues].
+func Malformed(t *testing.T, open func() (Store, error), rawSet func(values map[string][]byte)) {
+	s, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), []byte("a"), []byte("good"), strata.NoExpiry); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	bad := ttlval.Encode(0, []byte("x"))
+	bad[0] = 7 // an unknown header version
+	rawSet(map[string][]byte{"b": []byte("short"), "c": bad})
+	s, err = open()
+	if err != nil {
+		t.Fatalf("Open (the first value is good): %v", err)
+	}
+	defer s.Close()
+	MalformedValues(t, s)
 }
 
 // MalformedValues checks a store that holds "a" with a good value, "b"

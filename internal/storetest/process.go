@@ -13,19 +13,16 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/strata-kv/strata"
 )
 
 // Process runs the test binary again as a child process that writes to or
 // holds a store, for the tests of crash safety and of locking between
-// processes. The store's TestMain calls [Process.Child] first:
+// processes. The store's TestMain is [Process.Main]:
 //
-//	func TestMain(m *testing.M) {
-//		if code, ok := proc.Child(); ok {
-//			os.Exit(code)
-//		}
-//		goleak.VerifyTestMain(m)
-//	}
+//	func TestMain(m *testing.M) { proc.Main(m) }
 type Process struct {
 	// Env prefixes the names of the environment variables that tell the
 	// child its mode (Env+"_CHILD"), the store's path (Env+"_PATH") and its
@@ -185,4 +182,14 @@ func CheckAcked(t *testing.T, s strata.Store, acked map[int]bool) {
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged writes lost", lost, len(acked))
 	}
+}
+
+// Main is the TestMain of a store package that runs p's children: in a
+// child it runs the child's side and exits; in the parent it runs the tests
+// and checks that no goroutine outlives them.
+func (p Process) Main(m *testing.M) {
+	if code, ok := p.Child(); ok {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
 }

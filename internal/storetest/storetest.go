@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -41,6 +43,111 @@ type Sweeper interface {
 	Store
 	// Sweep removes every expired key now and returns how many.
 	Sweep(ctx context.Context) (int, error)
+}
+
+// Open opens a new store under tb.TempDir() with the default TTL, value
+// limit and clock of o, writes synced unless noSync, and no background
+// sweep. The caller closes it.
+type Open func(tb testing.TB, o conformance.Options, noSync bool) Store
+
+// Conformance runs the conformance suite, with every capability, on the
+// stores open makes: without fsync ("NoSync"), with it ("Sync"), and
+// through strata.WithPrefix ("Prefixed", see [RunPrefixed]).
+func Conformance(t *testing.T, open Open) {
+	for _, c := range []struct {
+		name   string
+		noSync bool
+	}{{"NoSync", true}, {"Sync", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			conformance.RunStore(t, conformance.Harness{
+				Open: func(tb testing.TB, o conformance.Options) strata.Store {
+					return open(tb, o, c.noSync)
+				},
+				Capabilities: conformance.AllCapabilities,
+				FakeClock:    true,
+			})
+		})
+	}
+	t.Run("Prefixed", func(t *testing.T) {
+		RunPrefixed(t, func(tb testing.TB, o conformance.Options) strata.Store { return open(tb, o, true) })
+	})
+}
+
+// URL checks the URL opener of scheme. scheme://DIR/name?params (params
+// set default_ttl=1m and max_value_size=10) must open a store that applies
+// both; scheme://DIR/b followed by each of rejected, a URL with a host and
+// one without a path must fail with strata.ErrInvalidConfig without
+// creating b; scheme:relative must open "relative" in the working
+// directory. URL returns DIR.
+func URL(t *testing.T, scheme, name, params string, rejected ...string) string {
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := strata.Open(ctx, scheme+"://"+filepath.Join(dir, name)+"?"+params)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, []byte("k"), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := strata.TTL(ctx, s, []byte("k")); err != nil || ttl <= 0 || ttl > time.Minute+time.Millisecond {
+		t.Fatalf("TTL with default_ttl=1m: %v, %v", ttl, err)
+	}
+	if err := s.Put(ctx, []byte("k"), make([]byte, 11), 0); !errors.Is(err, strata.ErrValueTooLarge) {
+		t.Fatalf("Put over max_value_size: %v", err)
+	}
+	bad := []string{scheme + "://host/path", scheme + "://"}
+	for _, r := range rejected {
+		bad = append(bad, scheme+"://"+filepath.Join(dir, "b")+r)
+	}
+	URLsRejected(t, bad...)
+	if _, err := os.Stat(filepath.Join(dir, "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a rejected URL created b: %v", err)
+	}
+	t.Chdir(dir)
+	rel, err := strata.Open(ctx, scheme+":relative")
+	if err != nil {
+		t.Fatalf("Open of a relative path: %v", err)
+	}
+	rel.Close()
+	if _, err := os.Stat(filepath.Join(dir, "relative")); err != nil {
+		t.Fatalf("%s:relative: %v", scheme, err)
+	}
+	return dir
+}
+
+// Stats checks the counters and gauges of s, an empty store of kind
+// backend: after one Put and with one snapshot open, Stats has Puts 1, Keys
+// -1, snapshots_open 1 and every gauge of gauges; once the snapshot is
+// closed, snapshots_open is 0. It returns the gauges read with the
+// snapshot open.
+func Stats(t *testing.T, s Store, backend string, gauges ...string) map[string]float64 {
+	t.Helper()
+	ctx := t.Context()
+	if err := s.Put(ctx, []byte("k"), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.(strata.StatsReporter).Stats()
+	sn.Close()
+	for _, g := range append(gauges, "snapshots_open") {
+		if _, ok := st.Gauges[g]; !ok {
+			t.Errorf("gauge %s missing from %v", g, st.Gauges)
+		}
+	}
+	if st.Gauges["snapshots_open"] != 1 {
+		t.Fatalf("snapshots_open with one snapshot open = %v", st.Gauges["snapshots_open"])
+	}
+	if st.Backend != backend || st.Puts != 1 || st.Keys != -1 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if after := s.(strata.StatsReporter).Stats(); after.Gauges["snapshots_open"] != 0 {
+		t.Fatalf("snapshots_open after Close = %v", after.Gauges["snapshots_open"])
+	}
+	return st.Gauges
 }
 
 // WaitFor polls cond until it holds, failing t after 10 seconds.

@@ -13,8 +13,11 @@ import (
 	"github.com/strata-kv/strata/stores/pebble"
 )
 
+// TestMain runs the children of the process tests (see proc) or the tests.
+func TestMain(m *testing.M) { proc.Main(m) }
+
 // proc runs this test binary again as a child that writes to or holds a
-// store (see TestMain).
+// store.
 var proc = storetest.Process{
 	Env: "STRATA_PEBBLE_TEST",
 	Open: func(dir string) (strata.Store, error) {
