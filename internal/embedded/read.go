@@ -167,3 +167,20 @@ func (s *Store) keysFrom(chunk [][]byte, from, prefix []byte, limit int) (_ [][]
 	}
 	return chunk, resume, nil
 }
+
+// GetManyWithTTL returns, for each key, an entry with the key, a copy of
+// its value (nil when absent or expired) and the time it has left, read in
+// one engine View.
+func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry, error) {
+	out := make([]strata.Entry, len(keys))
+	for i, k := range keys {
+		out[i].Key = k
+	}
+	err := s.readMany(ctx, "get_many_with_ttl", keys, func(i int, d decoded, now time.Time) {
+		out[i].Value, out[i].TTL = d.value, strata.Remaining(now, d.exp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

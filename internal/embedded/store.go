@@ -54,8 +54,8 @@ type Config struct {
 const batchOverhead = 16
 
 // Store is a strata.Store over an [Engine], with every optional
-// capability: strata.Batcher, Atomic, Expirer, Snapshotter, Pinger and
-// StatsReporter. Create one with [New]; it is safe
+// capability: strata.Batcher, Atomic, Expirer, BatchExpirer, Snapshotter,
+// Pinger, StatsReporter and Committer. Create one with [New]; it is safe
 // for concurrent use.
 //
 // Keys and snapshots yield keys in byte order, each exactly once, reading
@@ -80,9 +80,11 @@ var (
 	_ strata.Batcher       = (*Store)(nil)
 	_ strata.Atomic        = (*Store)(nil)
 	_ strata.Expirer       = (*Store)(nil)
+	_ strata.BatchExpirer  = (*Store)(nil)
 	_ strata.Snapshotter   = (*Store)(nil)
 	_ strata.Pinger        = (*Store)(nil)
 	_ strata.StatsReporter = (*Store)(nil)
+	_ strata.Committer     = (*Store)(nil)
 )
 
 // New returns a Store over eng, which it owns from then on: Close closes
@@ -214,7 +216,9 @@ type Capabilities interface {
 	strata.Batcher
 	strata.Atomic
 	strata.Expirer
+	strata.BatchExpirer
 	strata.Snapshotter
 	strata.Pinger
 	strata.StatsReporter
+	strata.Committer
 }

@@ -14,14 +14,17 @@
 //
 // # Durability
 //
-// Every write (Put, Delete, PutMany, DeleteMany and the atomic operations)
-// is one bbolt read-write transaction, committed and fsynced before the
-// method returns: once it returns nil, the write survives a process crash or
+// Every write (Put, Delete, PutMany, DeleteMany, Commit and the atomic
+// operations) is one bbolt read-write transaction, committed and fsynced
+// before the method returns: once it returns nil, the write survives a process crash or
 // a power loss. With [Options.NoSync] the fsync is skipped: writes are much
 // faster, a process crash still loses nothing (the page cache has them), but
 // a power loss or kernel crash may lose recent writes or, as bbolt warns,
 // leave the file unusable. Writes are serialized (bbolt has one writer);
-// reads run in parallel with each other and with the writer.
+// reads run in parallel with each other and with the writer. A Commit reads
+// its conditions inside its transaction and writes only if all hold, so it
+// is atomic against every other write, and a reader sees all of it or
+// none; a crash leaves all of it or none.
 //
 // # Values and TTLs
 //
@@ -42,8 +45,9 @@
 // read transaction, and resumes after the last key it yielded; no
 // transaction is open while the caller's loop body runs, so the body may
 // write to the store. A key written or deleted during the iteration may or
-// may not appear; a key live throughout appears exactly once. GetMany reads
-// every key in one read transaction, so its values are from one instant. A
+// may not appear; a key live throughout appears exactly once. GetMany and
+// GetManyWithTTL read every key in one read transaction, so their values
+// are from one instant. A
 // [strata.Snapshot] is a bbolt read transaction: a point-in-time view that
 // later writes do not change.
 //

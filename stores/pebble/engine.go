@@ -35,8 +35,16 @@ func classify(err error) error {
 }
 
 // Get copies the value of key from the database.
-func (e *engine) Get(key, dst []byte) ([]byte, bool, error) {
-	raw, closer, err := e.db.Get(key)
+func (e *engine) Get(key, dst []byte) ([]byte, bool, error) { return get(e.db, key, dst) }
+
+// gettable is what get reads: the database or a snapshot.
+type gettable interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// get copies the value of key from r.
+func get(r gettable, key, dst []byte) ([]byte, bool, error) {
+	raw, closer, err := r.Get(key)
 	switch {
 	case errors.Is(err, pebbledb.ErrNotFound):
 		return dst, false, nil
@@ -48,9 +56,13 @@ func (e *engine) Get(key, dst []byte) ([]byte, bool, error) {
 	return dst, true, nil
 }
 
-// View reads the database directly: each read sees the latest state, not
-// one instant for the whole view.
-func (e *engine) View(fn func(r embedded.Reader) error) error { return fn(e) }
+// View reads from a Pebble snapshot taken for it: its reads see one
+// instant, so a batch read never sees part of a committed batch.
+func (e *engine) View(fn func(r embedded.Reader) error) error {
+	sn := snapshot{e.db.NewSnapshot()}
+	defer sn.Close()
+	return fn(sn)
+}
 
 // Scan reads through one iterator bounded by prefix.
 func (e *engine) Scan(from, prefix []byte, fn func(key, raw []byte) bool) error {
@@ -97,6 +109,9 @@ type snapshot struct{ snap *pebbledb.Snapshot }
 func (e *engine) Snapshot() (embedded.Snapshot, error) {
 	return snapshot{e.db.NewSnapshot()}, nil
 }
+
+// Get copies the value of key in the snapshot.
+func (sn snapshot) Get(key, dst []byte) ([]byte, bool, error) { return get(sn.snap, key, dst) }
 
 // Scan reads the snapshot through one iterator bounded by prefix.
 func (sn snapshot) Scan(from, prefix []byte, fn func(key, raw []byte) bool) error {

@@ -14,8 +14,8 @@
 //
 // # Durability
 //
-// Every write (Put, Delete, PutMany, DeleteMany and the atomic operations)
-// is one Pebble batch, appended to the write-ahead log and fsynced before
+// Every write (Put, Delete, PutMany, DeleteMany, Commit and the atomic
+// operations) is one Pebble batch, appended to the write-ahead log and fsynced before
 // the method returns: once it returns nil, the write survives a process
 // crash or a power loss. Concurrent writers share fsyncs (Pebble's commit
 // pipeline groups them). With [Options.NoSync] the fsync is skipped: a
@@ -42,7 +42,11 @@
 // lock for its keys (PutMany and DeleteMany lock their stripes in order),
 // so no write lands between the read and the write of an atomic operation.
 // Reads take no lock. PutMany and DeleteMany are one batch each: all or
-// nothing. A batch of 4 GiB or more (Pebble's limit) fails with
+// nothing. A Commit locks the stripes of every key it touches (condition
+// keys, fence keys and written keys), reads its conditions and commits its
+// batch before it unlocks, so it is atomic against every other write of
+// those keys; a reader sees the whole batch or none of it (a Pebble batch
+// commits atomically), and a crash leaves all of it or none. A batch of 4 GiB or more (Pebble's limit) fails with
 // strata.ErrValueTooLarge before anything is written.
 //
 // Keys and snapshots yield keys in byte order, each exactly once. Keys reads
@@ -50,8 +54,8 @@
 // iterator bounded by the prefix, and resumes after the last key it yielded:
 // no iterator is open while the caller's loop body runs. A key written or
 // deleted during the iteration may or may not appear; a key live throughout
-// appears exactly once. GetMany reads its keys one by one (not from one
-// instant). A [strata.Snapshot] is a Pebble snapshot: a point-in-time view
+// appears exactly once. GetMany and GetManyWithTTL read their keys from one
+// Pebble snapshot, so their values are from one instant. A [strata.Snapshot] is a Pebble snapshot: a point-in-time view
 // that later writes do not change, read in chunks the same way. An open
 // snapshot keeps the versions it sees from being compacted away; close it
 // promptly. Close on the store releases any snapshot left open.
