@@ -49,8 +49,10 @@ func CrashValue(i int) []byte {
 // exit code and true; in the parent it returns false at once.
 //
 // Mode "write" puts synced keys (CrashKey, CrashValue) from the start index
-// on and prints each index once its Put returned; "hold" opens the store,
-// prints "ready" and keeps it open until its stdin closes.
+// on and prints each index once its Put returned; "commit" commits the
+// batches of [Process.CommitCrashSafety] and prints each generation once
+// its Commit returned; "hold" opens the store, prints "ready" and keeps it
+// open until its stdin closes.
 func (p Process) Child() (code int, ok bool) {
 	mode := os.Getenv(p.Env + "_CHILD")
 	if mode == "" {
@@ -81,6 +83,8 @@ func (p Process) runChild(mode string) int {
 				return 3
 			}
 		}
+	case "commit":
+		return commitChild(ctx, s)
 	case "hold":
 		fmt.Fprintln(os.Stdout, "ready")
 		io.Copy(io.Discard, os.Stdin)
@@ -136,18 +140,29 @@ func (p Process) Hold(t *testing.T, path string) (release func()) {
 func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T, acked map[int]bool)) {
 	acked := map[int]bool{}
 	next := 0
-	const rounds = 6
+	p.killRounds(t, "write", path, 6, 300, func() int { return next }, func(i int) {
+		acked[i] = true
+		next = max(next, i+1)
+	}, func() { check(t, acked) })
+}
+
+// killRounds runs rounds children in mode on path, one after the other,
+// each from start(). It kills each with SIGKILL once it has read a random
+// number (1 to maxAcks) of its acknowledgements, calls ack with every
+// acknowledgement the child wrote (those read after the kill too), and
+// calls check after each round, the child gone.
+func (p Process) killRounds(t *testing.T, mode, path string, rounds, maxAcks int, start func() int, ack func(i int), check func()) {
+	t.Helper()
 	for round := range rounds {
-		cmd, out, _ := p.start(t, "write", path, next)
-		killAt := 1 + rand.IntN(300)
+		cmd, out, _ := p.start(t, mode, path, start())
+		killAt := 1 + rand.IntN(maxAcks)
 		n := 0
 		for out.Scan() {
 			i, err := strconv.Atoi(out.Text())
 			if err != nil {
 				t.Fatalf("round %d: child wrote %q", round, out.Text())
 			}
-			acked[i] = true
-			next = max(next, i+1)
+			ack(i)
 			if n++; n == killAt {
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
@@ -159,8 +174,8 @@ func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T,
 		if !errors.As(err, &exit) || exit.ExitCode() != -1 {
 			t.Fatalf("round %d: child ended with %v after %d acknowledgements, want death by SIGKILL", round, err, n)
 		}
-		check(t, acked)
-		t.Logf("round %d: killed after %d acknowledgements (%d in all)", round, n, len(acked))
+		check()
+		t.Logf("round %d: killed after %d acknowledgements (%d read in all)", round, killAt, n)
 	}
 }
 

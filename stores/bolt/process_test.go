@@ -35,9 +35,31 @@ func TestCrashSafety(t *testing.T) {
 	proc.CrashSafety(t, path, func(t *testing.T, acked map[int]bool) { checkFile(t, path, acked) })
 }
 
+// TestCommitCrashSafety kills a committing child with SIGKILL at random
+// points, 20 times over the same file, and checks after each kill that
+// bbolt's consistency check finds nothing and that every commit is wholly
+// there or wholly absent, every acknowledged one there (see
+// storetest.Process.CommitCrashSafety).
+func TestCommitCrashSafety(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "commit.db")
+	proc.CommitCrashSafety(t, path, func(t *testing.T) { verify(t, path) })
+}
+
 // checkFile runs bbolt's consistency check on path, then reopens it as a
 // store and checks every acknowledged key.
 func checkFile(t *testing.T, path string, acked map[int]bool) {
+	t.Helper()
+	verify(t, path)
+	s, err := bolt.Open(path, nil)
+	if err != nil {
+		t.Fatalf("reopen after the crash: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckAcked(t, s, acked)
+}
+
+// verify runs bbolt's consistency check on the file at path.
+func verify(t *testing.T, path string) {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
 	if err != nil {
@@ -53,12 +75,6 @@ func checkFile(t *testing.T, path string, acked map[int]bool) {
 	if err != nil {
 		t.Fatalf("tx.Check after the crash: %v", err)
 	}
-	s, err := bolt.Open(path, nil)
-	if err != nil {
-		t.Fatalf("reopen after the crash: %v", err)
-	}
-	defer s.Close()
-	storetest.CheckAcked(t, s, acked)
 }
 
 // TestLockedByAnotherProcess opens a file a child process holds: Open must
