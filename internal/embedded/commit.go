@@ -68,26 +68,37 @@ type encodedBatch struct {
 	bytes  int      // their key and value bytes, for Stats
 }
 
-// encodeBatch encodes the writes of b (whose TTLs CheckBatch resolved) and
-// its fence raises, and checks the batch against the engine's limit.
+// encodeBatch checks b (whose TTLs CheckBatch resolved) against the
+// engine's batch limit, then encodes its writes and its fence raises.
 func (s *Store) encodeBatch(b *strata.WriteBatch, ttls []time.Duration) (*encodedBatch, error) {
 	w := &encodedBatch{
 		keys:   make([][]byte, 0, len(b.Conditions)+len(b.Writes)),
 		raws:   make([][]byte, len(b.Writes)),
 		fences: make([][]byte, len(b.Conditions)),
 	}
-	size := uint64(0)
-	now := s.clock.Now()
-	for i, wr := range b.Writes {
+	size, values := uint64(0), 0
+	for _, wr := range b.Writes {
 		w.keys = append(w.keys, wr.Key)
 		size += uint64(len(wr.Key) + batchOverhead)
-		if wr.Delete {
-			continue
+		if !wr.Delete {
+			values += ttlval.Size(len(wr.Value))
+			w.puts++
+			w.bytes += len(wr.Key) + len(wr.Value)
 		}
-		w.raws[i] = ttlval.Encode(strata.ExpiryMillis(now, ttls[i]), wr.Value)
-		w.puts++
-		w.bytes += len(wr.Key) + len(wr.Value)
-		size += uint64(len(w.raws[i]))
+	}
+	size += uint64(values)
+	if err := s.checkBatchSize(size); err != nil {
+		return nil, err
+	}
+	// One buffer for every value: one allocation, not one per write.
+	buf := make([]byte, 0, values)
+	now := s.clock.Now()
+	for i, wr := range b.Writes {
+		if !wr.Delete {
+			start := len(buf)
+			buf = ttlval.Append(buf, strata.ExpiryMillis(now, ttls[i]), wr.Value)
+			w.raws[i] = buf[start:len(buf):len(buf)]
+		}
 	}
 	for i, c := range b.Conditions {
 		w.keys = append(w.keys, c.Key)
@@ -111,7 +122,7 @@ func (w *encodedBatch) apply(s *Store, tx Txn, b *strata.WriteBatch) (deleted in
 		now     time.Time
 		written map[string]bool // keys written so far: live after the write
 	)
-	if len(b.Writes) > 1 {
+	if len(b.Writes) > 1 && hasDelete(b.Writes) {
 		written = make(map[string]bool, len(b.Writes))
 	}
 	for i, wr := range b.Writes {
@@ -149,4 +160,13 @@ func (w *encodedBatch) apply(s *Store, tx Txn, b *strata.WriteBatch) (deleted in
 		}
 	}
 	return deleted, nil
+}
+
+func hasDelete(writes []strata.Write) bool {
+	for _, w := range writes {
+		if w.Delete {
+			return true
+		}
+	}
+	return false
 }

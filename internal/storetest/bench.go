@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -185,6 +186,66 @@ func storePutMany(b *testing.B, s Store, batch, span int) func(i int) {
 		}
 		if err := s.PutMany(ctx, entries); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// storeCommit is the strata side of Commit100: one Commit of the batch
+// keys RawDB.PutMany writes. Fenced, the last key is an offset instead,
+// which the commit moves on under IfEqual on its previous value (IfAbsent
+// the first time) and a fence: a stream processor's unit of work.
+func storeCommit(b *testing.B, s Store, batch, span int, fenced bool) func(i int) {
+	ctx := b.Context()
+	wb := new(strata.WriteBatch)
+	offset, fence := []byte("offset:bench"), []byte("fence:bench")
+	var prev []byte
+	return func(i int) {
+		wb.Reset()
+		n := batch
+		if fenced {
+			n--
+			if prev == nil {
+				wb.IfAbsent(offset)
+			} else {
+				wb.IfEqual(offset, prev)
+			}
+			wb.IfFence(fence, 1)
+			prev = strconv.AppendInt(prev[:0:0], int64(i), 10)
+			wb.Put(offset, prev, 0)
+		}
+		for j := range n {
+			wb.Put(BenchKey((i*batch+j)%span), BenchValue, 0)
+		}
+		if err := strata.Commit(ctx, s, wb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Commit100 commits batches of 100 entries of 100 bytes over 100k keys,
+// synced (sync) and not (nosync). raw: the database's own batch of the
+// same 100 keys (RawDB.PutMany); strata: a Commit of them without
+// conditions; strata_fenced: 99 of them and an offset, under IfEqual on
+// the offset and a fence (see storeCommit). paired and paired_fenced run
+// raw and the strata side alternately (see [Paired]) and report speed.
+func (h Bench) Commit100(b *testing.B) {
+	const batch, span = 100, 100000
+	for _, mode := range modes {
+		b.Run(mode.name+"/raw", func(b *testing.B) {
+			db := h.Raw(b, mode.noSync)
+			Loop(b, db.PutMany(b, batch, span))
+		})
+		for _, fenced := range []bool{false, true} {
+			name := map[bool]string{false: "", true: "_fenced"}[fenced]
+			b.Run(mode.name+"/strata"+name, func(b *testing.B) {
+				s := h.open(b, mode.noSync)
+				Loop(b, storeCommit(b, s, batch, span, fenced))
+			})
+			b.Run(mode.name+"/paired"+name, func(b *testing.B) {
+				db := h.Raw(b, mode.noSync)
+				s := h.open(b, mode.noSync)
+				Paired(b, db.PutMany(b, batch, span), storeCommit(b, s, batch, span, fenced))
+			})
 		}
 	}
 }

@@ -126,6 +126,13 @@ func (r raw) PutMany(b *testing.B, batch, span int) func(i int) {
 	}
 }
 
+// BenchmarkCommit100 commits batches of 100 entries of 100 bytes over 100k
+// keys, synced and not, against a raw Pebble batch of the same 100 Sets
+// committed with the same write options (raw.PutMany): plain, and as a
+// stream processor's unit of work with an offset condition and a fence
+// (see storetest.Bench.Commit100).
+func BenchmarkCommit100(b *testing.B) { bench.Commit100(b) }
+
 // BenchmarkKeys100k lists 100k keys under a prefix, copying each key (the
 // caller owns them). raw: one bounded iterator; strata: Keys, which reads
 // chunks of 128 keys doubling to 4096, one iterator each, and checks each

@@ -82,13 +82,13 @@ func (t batch) Put(key, raw []byte) error { return t.b.Set(key, raw, nil) }
 // Delete adds the deletion of key to the batch.
 func (t batch) Delete(key []byte) error { return t.b.Delete(key, nil) }
 
-// Update locks the stripes of keys, runs fn and commits the batch it
+// Update locks keys (see keyLocks), runs fn and commits the batch it
 // built, synced unless the store has NoSync or d is Lazy, and then unlocks:
 // no other Update of those keys commits between fn's reads and this
 // commit, and a reader sees the whole batch or none of it.
 func (e *engine) Update(keys [][]byte, d embedded.Durability, fn func(tx embedded.Txn) error) error {
-	set := e.locks.lock(keys)
-	defer e.locks.unlock(&set)
+	h := e.locks.lock(keys)
+	defer e.locks.unlock(&h)
 	b := e.db.NewBatch()
 	defer b.Close()
 	if err := fn(batch{e, b}); err != nil || b.Empty() {

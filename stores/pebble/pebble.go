@@ -39,12 +39,14 @@
 // The atomic operations (PutIfAbsent, GetAndDelete, CompareAndSwap) are a
 // read and a write made under a lock on the key's stripe (one of 512
 // mutexes chosen by a hash of the key); every other write takes the same
-// lock for its keys (PutMany and DeleteMany lock their stripes in order),
-// so no write lands between the read and the write of an atomic operation.
+// lock for its keys (PutMany, DeleteMany and Commit lock their stripes in
+// order, or, for more than 32 keys, a store-wide lock that excludes every
+// other write), so no write lands between the read and the write of an
+// atomic operation.
 // Reads take no lock. PutMany and DeleteMany are one batch each: all or
-// nothing. A Commit locks the stripes of every key it touches (condition
-// keys, fence keys and written keys), reads its conditions and commits its
-// batch before it unlocks, so it is atomic against every other write of
+// nothing. A Commit locks every key it touches (condition keys, fence keys
+// and written keys) that way, reads its conditions and commits its batch
+// before it unlocks, so it is atomic against every other write of
 // those keys; a reader sees the whole batch or none of it (a Pebble batch
 // commits atomically), and a crash leaves all of it or none. A batch of 4 GiB or more (Pebble's limit) fails with
 // strata.ErrValueTooLarge before anything is written.
