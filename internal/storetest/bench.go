@@ -76,16 +76,14 @@ type Bench struct {
 // noSync, closed when b ends.
 func (h Bench) open(b *testing.B, noSync bool) Store {
 	b.Helper()
-	s := h.Open(b, conformance.Options{}, noSync)
-	b.Cleanup(func() { s.Close() })
-	return s
+	return OpenTemp(b, h.Open, Config{NoSync: noSync, SweepInterval: -1})
 }
 
 // Store is the conformance benchmark suite (no raw comparison) on stores
 // without fsync.
 func (h Bench) Store(b *testing.B) {
 	conformance.BenchmarkStore(b, conformance.Harness{
-		Open:      func(tb testing.TB, o conformance.Options) strata.Store { return h.Open(tb, o, true) },
+		Open:      harnessOpen(h.Open, true),
 		FakeClock: true,
 	})
 }

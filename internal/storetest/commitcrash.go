@@ -96,14 +96,14 @@ func commitChild(ctx context.Context, s strata.Store) int {
 }
 
 // CommitCrashSafety kills a committing child with SIGKILL at a random
-// point, 20 times over the same store at path; after each kill, check
-// looks at the database (the child gone), and the store, reopened, must
+// point, 20 times over the same store at path; after each kill, verify
+// checks the database at path (the child gone), and the store, reopened, must
 // hold every commit wholly or not at all, every acknowledged one among
 // them: its offset names a generation g at least the last acknowledged
 // (and at most one more, a commit whose acknowledgement the kill beat),
 // every generation up to g is wholly there (group, own keys, deletion,
 // fence) and no later one is there at all.
-func (p Process) CommitCrashSafety(t *testing.T, path string, check func(t *testing.T)) {
+func (p Process) CommitCrashSafety(t *testing.T, path string, verify func(t *testing.T, path string)) {
 	acked := 0
 	p.killRounds(t, "commit", path, 20, 40, func() int { return 0 }, func(g int) {
 		if g <= acked {
@@ -111,11 +111,8 @@ func (p Process) CommitCrashSafety(t *testing.T, path string, check func(t *test
 		}
 		acked = g
 	}, func() {
-		check(t)
-		s, err := p.Open(path)
-		if err != nil {
-			t.Fatalf("reopen after the crash: %v", err)
-		}
+		verify(t, path)
+		s := p.reopen(t, path)
 		defer s.Close()
 		checkCommits(t, s, acked)
 	})

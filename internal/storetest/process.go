@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,8 +30,9 @@ type Process struct {
 	// first key (Env+"_START").
 	Env string
 
-	// Open opens the store at path in the child.
-	Open func(path string) (strata.Store, error)
+	// Open opens the store at path, in the child and in the parent after
+	// a crash, with the default options (writes synced).
+	Open Open
 }
 
 // childLimit bounds how many keys a child writes, even if its parent is
@@ -62,7 +64,7 @@ func (p Process) Child() (code int, ok bool) {
 }
 
 func (p Process) runChild(mode string) int {
-	s, err := p.Open(os.Getenv(p.Env + "_PATH"))
+	s, err := p.Open(os.Getenv(p.Env+"_PATH"), Config{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 2
@@ -132,18 +134,40 @@ func (p Process) Hold(t *testing.T, path string) (release func()) {
 	return func() { stdin.Close() }
 }
 
-// CrashSafety kills a writing child with SIGKILL at a random point, six
-// times over the same store at path, and after each kill calls check with
-// every write the child acknowledged so far (the index i of CrashKey(i)).
-// check looks at the database, then reopens the store and calls
-// [CheckAcked].
-func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T, acked map[int]bool)) {
+// CrashSafety runs the crash tests of a store: "Put", [Process.PutCrashSafety],
+// and "Commit", [Process.CommitCrashSafety], each on a new path. verify
+// checks the database at a path after a crash, the child gone.
+func (p Process) CrashSafety(t *testing.T, verify func(t *testing.T, path string)) {
+	t.Run("Put", func(t *testing.T) { p.PutCrashSafety(t, filepath.Join(t.TempDir(), "db"), verify) })
+	t.Run("Commit", func(t *testing.T) { p.CommitCrashSafety(t, filepath.Join(t.TempDir(), "db"), verify) })
+}
+
+// PutCrashSafety kills a writing child with SIGKILL at a random point, six
+// times over the same store at path; after each kill, verify checks the
+// database at path (the child gone), and the store, reopened, must hold
+// every write the child acknowledged (see [CheckAcked]).
+func (p Process) PutCrashSafety(t *testing.T, path string, verify func(t *testing.T, path string)) {
 	acked := map[int]bool{}
 	next := 0
 	p.killRounds(t, "write", path, 6, 300, func() int { return next }, func(i int) {
 		acked[i] = true
 		next = max(next, i+1)
-	}, func() { check(t, acked) })
+	}, func() {
+		verify(t, path)
+		s := p.reopen(t, path)
+		defer s.Close()
+		CheckAcked(t, s, acked)
+	})
+}
+
+// reopen opens the store at path in the parent, after a crash.
+func (p Process) reopen(t *testing.T, path string) strata.Store {
+	t.Helper()
+	s, err := p.Open(path, Config{})
+	if err != nil {
+		t.Fatalf("reopen after the crash: %v", err)
+	}
+	return s
 }
 
 // killRounds runs rounds children in mode on path, one after the other,

@@ -45,10 +45,50 @@ type Sweeper interface {
 	Sweep(ctx context.Context) (int, error)
 }
 
-// Open opens a new store under tb.TempDir() with the default TTL, value
-// limit and clock of o, writes synced unless noSync, and no background
-// sweep. The caller closes it.
-type Open func(tb testing.TB, o conformance.Options, noSync bool) Store
+// Config is what the shared tests set when they open an embedded store:
+// the options that every one of them has, meaning what the fields of the
+// same name in its Options mean.
+type Config struct {
+	Clock         strata.Clock
+	DefaultTTL    time.Duration
+	MaxValueSize  int
+	NoSync        bool
+	SweepInterval time.Duration
+}
+
+// Open opens the store at path (a new name in a temporary directory, or a
+// path a store was opened at before) with the options of c: each store's
+// tests give the shared ones its own.
+type Open func(path string, c Config) (Store, error)
+
+// openAt opens the store at path, failing tb on an error. The caller
+// closes it.
+func openAt(tb testing.TB, open Open, path string, c Config) Store {
+	tb.Helper()
+	s, err := open(path, c)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// OpenTemp opens a new store in a temporary directory with the options of
+// c, and closes it when tb ends.
+func OpenTemp(tb testing.TB, open Open, c Config) Store {
+	tb.Helper()
+	s := openAt(tb, open, filepath.Join(tb.TempDir(), "db"), c)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// harnessOpen adapts open to the conformance suite: a new store in a
+// temporary directory, writes synced unless noSync, no background sweep.
+func harnessOpen(open Open, noSync bool) func(tb testing.TB, o conformance.Options) strata.Store {
+	return func(tb testing.TB, o conformance.Options) strata.Store {
+		c := Config{Clock: o.Clock, DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize, NoSync: noSync, SweepInterval: -1}
+		return openAt(tb, open, filepath.Join(tb.TempDir(), "db"), c)
+	}
+}
 
 // Conformance runs the conformance suite, with every capability, on the
 // stores open makes: without fsync ("NoSync"), with it ("Sync"), and
@@ -63,18 +103,14 @@ func Conformance(t *testing.T, open Open) {
 	}{{"NoSync", true, 0}, {"Sync", false, 500}} {
 		t.Run(c.name, func(t *testing.T) {
 			conformance.RunStore(t, conformance.Harness{
-				Open: func(tb testing.TB, o conformance.Options) strata.Store {
-					return open(tb, o, c.noSync)
-				},
+				Open:         harnessOpen(open, c.noSync),
 				Capabilities: conformance.AllCapabilities,
 				FakeClock:    true,
 				CommitRounds: c.commits,
 			})
 		})
 	}
-	t.Run("Prefixed", func(t *testing.T) {
-		RunPrefixed(t, func(tb testing.TB, o conformance.Options) strata.Store { return open(tb, o, true) })
-	})
+	t.Run("Prefixed", func(t *testing.T) { RunPrefixed(t, harnessOpen(open, true)) })
 }
 
 // URL checks the URL opener of scheme. scheme://DIR/name?params (params
@@ -120,14 +156,14 @@ func URL(t *testing.T, scheme, name, params string, rejected ...string) string {
 	return dir
 }
 
-// Stats checks the counters and gauges of s, an empty store of kind
-// backend: after one Put and with one snapshot open, Stats has Puts 1, Keys
+// Stats checks the counters and gauges of a new store of kind backend: after one Put and with one snapshot open, Stats has Puts 1, Keys
 // -1, snapshots_open 1 and every gauge of gauges; once the snapshot is
 // closed, snapshots_open is 0. It returns the gauges read with the
 // snapshot open.
-func Stats(t *testing.T, s Store, backend string, gauges ...string) map[string]float64 {
+func Stats(t *testing.T, open Open, backend string, gauges ...string) map[string]float64 {
 	t.Helper()
 	ctx := t.Context()
+	s := OpenTemp(t, open, Config{})
 	if err := s.Put(ctx, []byte("k"), []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +213,13 @@ func RunPrefixed(t *testing.T, open func(testing.TB, conformance.Options) strata
 }
 
 // Reopen checks that values and absolute expiries survive a close and
-// reopen. open opens the same store each time, on clock, and closes it when
-// t ends; Reopen closes the first one itself, advances clock by 30 minutes
-// and returns the reopened store.
-func Reopen(t *testing.T, clock *conformance.Clock, open func(t *testing.T) Store) Store {
+// reopen of the store at path: it opens it on clock, writes, closes it,
+// advances clock by 30 minutes and returns the store reopened at path,
+// closed when t ends.
+func Reopen(t *testing.T, open Open, path string, clock *conformance.Clock) Store {
 	t.Helper()
 	ctx := t.Context()
-	s := open(t)
+	s := openAt(t, open, path, Config{Clock: clock})
 	if err := s.Put(ctx, []byte("forever"), []byte("f"), strata.NoExpiry); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +230,8 @@ func Reopen(t *testing.T, clock *conformance.Clock, open func(t *testing.T) Stor
 		t.Fatal(err)
 	}
 	clock.Advance(30 * time.Minute)
-	s = open(t)
+	s = openAt(t, open, path, Config{Clock: clock})
+	t.Cleanup(func() { s.Close() })
 	if v, err := s.Get(ctx, []byte("forever")); err != nil || string(v) != "f" {
 		t.Fatalf("Get(forever) after reopen = %q, %v", v, err)
 	}
@@ -205,11 +242,10 @@ func Reopen(t *testing.T, clock *conformance.Clock, open func(t *testing.T) Stor
 }
 
 // Sweep checks that expired keys are removed from the database, by Sweep
-// and by the background sweep, in chunks, and that live keys stay. open
-// returns a store on clock with the given sweep interval (negative: none),
-// closed when t ends, and a count of the keys its database holds, expired
-// ones included.
-func Sweep(t *testing.T, open func(t *testing.T, clock strata.Clock, interval time.Duration) (Sweeper, func() int)) {
+// and by the background sweep, in chunks, and that live keys stay.
+// rawKeys counts the keys the database of a store open opened holds,
+// expired ones included.
+func Sweep(t *testing.T, open Open, rawKeys func(s Store) int) {
 	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	ctx := t.Context()
 	fill := func(s Sweeper) {
@@ -225,8 +261,12 @@ func Sweep(t *testing.T, open func(t *testing.T, clock strata.Clock, interval ti
 			t.Fatal(err)
 		}
 	}
+	sweeper := func(t *testing.T, interval time.Duration) (Sweeper, func() int) {
+		s := OpenTemp(t, open, Config{Clock: clock, SweepInterval: interval, NoSync: true})
+		return s.(Sweeper), func() int { return rawKeys(s) }
+	}
 	t.Run("Manual", func(t *testing.T) {
-		s, rawKeys := open(t, clock, -1)
+		s, rawKeys := sweeper(t, -1)
 		fill(s)
 		if n, err := s.Sweep(ctx); err != nil || n != 0 {
 			t.Fatalf("Sweep before expiry = %d, %v; want 0", n, err)
@@ -245,7 +285,7 @@ func Sweep(t *testing.T, open func(t *testing.T, clock strata.Clock, interval ti
 		}
 	})
 	t.Run("Background", func(t *testing.T) {
-		s, rawKeys := open(t, clock, time.Millisecond)
+		s, rawKeys := sweeper(t, time.Millisecond)
 		fill(s)
 		clock.Advance(10 * time.Second)
 		WaitFor(t, "the background sweep", func() bool { return rawKeys() == 30 })
@@ -356,5 +396,17 @@ func KeysOwnership(t *testing.T, s Store) {
 	}
 	if count != n {
 		t.Fatalf("Entries(a) with the prefix changed before the loop: %d entries, want %d", count, n)
+	}
+}
+
+// Opener makes the Open of a store package from its own Open function and
+// options makes its options from a Config.
+func Opener[S Store, O any](openStore func(path string, opts O) (S, error), options func(c Config) O) Open {
+	return func(path string, c Config) (Store, error) {
+		s, err := openStore(path, options(c))
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 }

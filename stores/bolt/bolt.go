@@ -216,23 +216,6 @@ type store = embedded.Store
 
 var _ embedded.Capabilities = (*Store)(nil)
 
-func init() { embedded.Register("bolt", "file", urlOptions, Open) }
-
-// urlOptions reads the parameters of a bolt URL.
-func urlOptions(q *urlopt.Query) *Options {
-	return &Options{
-		Bucket:          q.String("bucket", ""),
-		FileMode:        os.FileMode(q.Uint32("file_mode", 0)),
-		OpenTimeout:     q.Duration("open_timeout", 0),
-		NoSync:          q.Bool("no_sync", false),
-		DefaultTTL:      q.Duration("default_ttl", 0),
-		MaxValueSize:    q.Int("max_value_size", 0),
-		SweepInterval:   q.Duration("sweep_interval", 0),
-		InitialMmapSize: q.Int("initial_mmap_size", 0),
-		Verify:          q.Bool("verify", false),
-	}
-}
-
 // Open opens the bbolt file at path, creating it if needed, and the bucket
 // in it. Close the store to release the file and stop its sweep.
 //
@@ -314,4 +297,21 @@ func prepare(db *bbolt.DB, path string, o Options) (err error) {
 		}
 		return nil
 	})
+}
+
+func init() { embedded.Register("bolt", "file", urlOptions, Open) }
+
+// urlOptions reads the parameters of a bolt URL.
+func urlOptions(q *urlopt.Query) *Options {
+	return &Options{
+		Bucket:          q.String("bucket", ""),
+		FileMode:        os.FileMode(q.Uint32("file_mode", 0)),
+		OpenTimeout:     q.Duration("open_timeout", 0),
+		NoSync:          q.Bool("no_sync", false),
+		DefaultTTL:      q.Duration("default_ttl", 0),
+		MaxValueSize:    q.Int("max_value_size", 0),
+		SweepInterval:   q.Duration("sweep_interval", 0),
+		InitialMmapSize: q.Int("initial_mmap_size", 0),
+		Verify:          q.Bool("verify", false),
+	}
 }

@@ -1,10 +1,8 @@
 package bolt_test
 
 import (
-	"path/filepath"
 	"testing"
 
-	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/bolt"
 )
@@ -13,14 +11,7 @@ import (
 // through a prefixed view (see storetest.Conformance).
 func TestConformance(t *testing.T) { storetest.Conformance(t, open) }
 
-// open returns a store in a new file under tb.TempDir, with no sweep. The
-// caller closes it.
-func open(tb testing.TB, o conformance.Options, noSync bool) storetest.Store {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "state.db")
-	s, err := bolt.Open(path, &bolt.Options{DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize, Clock: o.Clock, NoSync: noSync, SweepInterval: -1})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	return s
-}
+// open opens a store the way the shared tests ask for.
+var open = storetest.Opener(bolt.Open, func(c storetest.Config) *bolt.Options {
+	return &bolt.Options{Clock: c.Clock, DefaultTTL: c.DefaultTTL, MaxValueSize: c.MaxValueSize, NoSync: c.NoSync, SweepInterval: c.SweepInterval}
+})

@@ -120,20 +120,7 @@ func TestDamagedPages(t *testing.T) {
 		t.Fatalf("Open with Verify: %v, want ErrCorrupt", err)
 	}
 	t.Logf("Open with Verify: %.200s", err)
-	s, err = bolt.Open(path, nil)
-	if err != nil {
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Fatalf("Open: %v, want ErrCorrupt", err)
-		}
-		t.Logf("Open without Verify: %.200s", err)
-		return
-	}
-	defer s.Close()
-	storetest.DamageReported(t, s, "file", 2000, 37)
-	// The store stays usable for what is intact: Close works.
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	storetest.DamageReported(t, open, path, "file", 2000, 37)
 }
 
 // TestMalformedValue stores values without a strata header under the
@@ -141,7 +128,7 @@ func TestDamagedPages(t *testing.T) {
 // deleting repairs them.
 func TestMalformedValue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	storetest.Malformed(t, func() (storetest.Store, error) { return bolt.Open(path, nil) }, func(values map[string][]byte) {
+	storetest.Malformed(t, open, path, func(values map[string][]byte) {
 		db, err := bbolt.Open(path, 0o600, nil)
 		if err != nil {
 			t.Fatal(err)

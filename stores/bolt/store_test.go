@@ -14,43 +14,30 @@ import (
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
-func openAt(t *testing.T, path string, o *bolt.Options) *bolt.Store {
-	t.Helper()
-	s, err := bolt.Open(path, o)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestReopen checks that values and absolute expiries survive a close and
 // reopen, and that a second bucket in the same file is separate.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	ctx := t.Context()
-	s := storetest.Reopen(t, clock, func(t *testing.T) storetest.Store {
-		return openAt(t, path, &bolt.Options{Clock: clock})
-	})
-	other := openAt(t, path+".other", &bolt.Options{Bucket: "other"})
-	if _, err := other.Get(ctx, []byte("forever")); !errors.Is(err, strata.ErrNotFound) {
-		t.Fatalf("Get from another file: %v", err)
-	}
+	s := storetest.Reopen(t, open, path, clock)
 	s.Close()
-	b2 := openAt(t, path, &bolt.Options{Bucket: "second", Clock: clock})
-	if _, err := b2.Get(ctx, []byte("forever")); !errors.Is(err, strata.ErrNotFound) {
-		t.Fatalf("Get from a second bucket of the same file: %v, want ErrNotFound", err)
+	for _, other := range []struct{ path, bucket string }{{path + ".other", "other"}, {path, "second"}} {
+		b, err := bolt.Open(other.path, &bolt.Options{Bucket: other.bucket, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Get(t.Context(), []byte("forever"))
+		b.Close()
+		if !errors.Is(err, strata.ErrNotFound) {
+			t.Fatalf("Get from bucket %q of %s: %v, want ErrNotFound", other.bucket, other.path, err)
+		}
 	}
 }
 
 // TestSweep checks that expired keys are removed from the file, by Sweep
 // and by the background sweep, in chunks, and that live keys stay.
 func TestSweep(t *testing.T) {
-	storetest.Sweep(t, func(t *testing.T, clock strata.Clock, interval time.Duration) (storetest.Sweeper, func() int) {
-		s := openAt(t, filepath.Join(t.TempDir(), "s.db"), &bolt.Options{Clock: clock, SweepInterval: interval, NoSync: true})
-		return s, func() int { return bolt.RawKeyCount(s) }
-	})
+	storetest.Sweep(t, open, func(s storetest.Store) int { return bolt.RawKeyCount(s.(*bolt.Store)) })
 }
 
 // TestURL opens stores through strata.Open and checks that the opener
@@ -67,7 +54,7 @@ func TestURL(t *testing.T) {
 // snapshot is open: with the default mapping, no write waits for the
 // snapshot, and the snapshot still sees its instant.
 func TestWritesWhileSnapshotOpen(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "s.db"), &bolt.Options{NoSync: true})
+	s := storetest.OpenTemp(t, open, storetest.Config{NoSync: true})
 	ctx := t.Context()
 	if err := s.Put(ctx, []byte("before"), []byte("v"), 0); err != nil {
 		t.Fatal(err)
@@ -113,8 +100,7 @@ func TestWritesWhileSnapshotOpen(t *testing.T) {
 
 // TestStats checks the bbolt gauges.
 func TestStats(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "s.db"), nil)
-	g := storetest.Stats(t, s, "bolt", "file_size_bytes", "read_tx_total", "read_tx_open", "tx_writes_total", "free_pages")
+	g := storetest.Stats(t, open, "bolt", "file_size_bytes", "read_tx_total", "read_tx_open", "tx_writes_total", "free_pages")
 	if g["read_tx_open"] < 1 || g["file_size_bytes"] <= 0 {
 		t.Fatalf("gauges with one snapshot open: %v", g)
 	}

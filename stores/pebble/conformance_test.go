@@ -1,10 +1,8 @@
 package pebble_test
 
 import (
-	"path/filepath"
 	"testing"
 
-	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/pebble"
 )
@@ -13,14 +11,7 @@ import (
 // through a prefixed view (see storetest.Conformance).
 func TestConformance(t *testing.T) { storetest.Conformance(t, open) }
 
-// open returns a store in a new directory under tb.TempDir, with no sweep.
-// The caller closes it.
-func open(tb testing.TB, o conformance.Options, noSync bool) storetest.Store {
-	tb.Helper()
-	opts := &pebble.Options{NoSync: noSync, SweepInterval: -1, Clock: o.Clock, DefaultTTL: o.DefaultTTL, MaxValueSize: o.MaxValueSize}
-	s, err := pebble.Open(filepath.Join(tb.TempDir(), "db"), opts)
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	return s
-}
+// open opens a store the way the shared tests ask for.
+var open = storetest.Opener(pebble.Open, func(c storetest.Config) *pebble.Options {
+	return &pebble.Options{NoSync: c.NoSync, SweepInterval: c.SweepInterval, Clock: c.Clock, DefaultTTL: c.DefaultTTL, MaxValueSize: c.MaxValueSize}
+})

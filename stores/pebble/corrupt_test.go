@@ -2,7 +2,6 @@ package pebble_test
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,24 +123,14 @@ func TestDamagedTable(t *testing.T) {
 	for _, f := range files(t, dir, "", ".sst") {
 		scramble(t, f)
 	}
-	s, err := pebble.Open(dir, nil)
-	if err != nil {
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Fatalf("Open: %v, want ErrCorrupt", err)
-		}
-		t.Logf("Open: %.300v", err)
-		return
-	}
-	defer s.Close()
-	errs := storetest.DamageReported(t, s, "table", 5000, 97)
-	t.Logf("%d calls failed", errs)
+	t.Logf("%d calls failed", storetest.DamageReported(t, open, dir, "table", 5000, 97))
 }
 
 // TestMalformedValue stores values without a strata header: every read of
 // them reports ErrCorrupt, and writing or deleting repairs them.
 func TestMalformedValue(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	storetest.Malformed(t, func() (storetest.Store, error) { return pebble.Open(dir, nil) }, func(values map[string][]byte) {
+	storetest.Malformed(t, open, dir, func(values map[string][]byte) {
 		db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quiet{}})
 		if err != nil {
 			t.Fatal(err)

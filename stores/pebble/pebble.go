@@ -264,19 +264,6 @@ type store = embedded.Store
 
 var _ embedded.Capabilities = (*Store)(nil)
 
-func init() { embedded.Register("pebble", "directory", urlOptions, Open) }
-
-// urlOptions reads the parameters of a pebble URL.
-func urlOptions(q *urlopt.Query) *Options {
-	return &Options{
-		NoSync:        q.Bool("no_sync", false),
-		CacheSize:     int64(q.Int("cache_size", 0)),
-		DefaultTTL:    q.Duration("default_ttl", 0),
-		MaxValueSize:  q.Int("max_value_size", 0),
-		SweepInterval: q.Duration("sweep_interval", 0),
-	}
-}
-
 // Open opens the Pebble database in dir, creating the directory and the
 // database if needed. Close the store to release it and stop its sweep.
 //
@@ -284,11 +271,11 @@ func urlOptions(q *urlopt.Query) *Options {
 // process or Store holds the directory, and strata.ErrCorrupt if dir is a
 // file, a directory of something other than Pebble, or a damaged database.
 func Open(dir string, opts *Options) (*Store, error) {
-	o := opts.withDefaults()
 	existed, err := checkDir(dir)
 	if err != nil {
 		return nil, strata.NewOpError("open", backend, nil, err)
 	}
+	o := opts.withDefaults()
 	events := new(eventCounts)
 	po, fsCloser := pebbleOptions(o, events)
 	if po.Comparer != nil && po.Comparer.Name != pebbledb.DefaultComparer.Name {
@@ -383,4 +370,17 @@ func openError(dir string, existed bool, err error) error {
 		return err
 	}
 	return fmt.Errorf("opening %s: %w", dir, err)
+}
+
+func init() { embedded.Register("pebble", "directory", urlOptions, Open) }
+
+// urlOptions reads the parameters of a pebble URL.
+func urlOptions(q *urlopt.Query) *Options {
+	return &Options{
+		NoSync:        q.Bool("no_sync", false),
+		CacheSize:     int64(q.Int("cache_size", 0)),
+		DefaultTTL:    q.Duration("default_ttl", 0),
+		MaxValueSize:  q.Int("max_value_size", 0),
+		SweepInterval: q.Duration("sweep_interval", 0),
+	}
 }

@@ -16,33 +16,16 @@ import (
 	"github.com/strata-kv/strata/stores/pebble"
 )
 
-func openAt(t *testing.T, dir string, o *pebble.Options) *pebble.Store {
-	t.Helper()
-	s, err := pebble.Open(dir, o)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestReopen checks that values and absolute expiries survive a close and
 // reopen.
 func TestReopen(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "db")
-	clock := conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	storetest.Reopen(t, clock, func(t *testing.T) storetest.Store {
-		return openAt(t, dir, &pebble.Options{Clock: clock})
-	})
+	storetest.Reopen(t, open, filepath.Join(t.TempDir(), "db"), conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
 }
 
 // TestSweep checks that expired keys are deleted, by Sweep and by the
 // background sweep, in chunks, and that live keys stay.
 func TestSweep(t *testing.T) {
-	storetest.Sweep(t, func(t *testing.T, clock strata.Clock, interval time.Duration) (storetest.Sweeper, func() int) {
-		s := openAt(t, filepath.Join(t.TempDir(), "db"), &pebble.Options{Clock: clock, SweepInterval: interval, NoSync: true})
-		return s, func() int { return pebble.RawKeyCount(s) }
-	})
+	storetest.Sweep(t, open, func(s storetest.Store) int { return pebble.RawKeyCount(s.(*pebble.Store)) })
 }
 
 // TestURL opens stores through strata.Open and checks that the opener
@@ -76,13 +59,17 @@ func TestComparerRefused(t *testing.T) {
 // that its changes reach Pebble.
 func TestConfigure(t *testing.T) {
 	var seen int64
-	s := openAt(t, filepath.Join(t.TempDir(), "db"), &pebble.Options{
+	s, err := pebble.Open(filepath.Join(t.TempDir(), "db"), &pebble.Options{
 		CacheSize: 3 << 20,
 		Configure: func(o *pebbledb.Options) {
 			seen = o.CacheSize
 			o.MemTableSize = 1 << 20
 		},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	if seen != 3<<20 {
 		t.Fatalf("Configure saw CacheSize %d, want %d", seen, 3<<20)
 	}
@@ -98,8 +85,7 @@ func TestConfigure(t *testing.T) {
 
 // TestStats checks the Pebble gauges.
 func TestStats(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "db"), nil)
-	g := storetest.Stats(t, s, "pebble", "disk_usage_bytes", "memtable_size_bytes", "compactions_total", "compaction_debt_bytes",
+	g := storetest.Stats(t, open, "pebble", "disk_usage_bytes", "memtable_size_bytes", "compactions_total", "compaction_debt_bytes",
 		"flushes_total", "read_amplification", "block_cache_size_bytes", "wal_size_bytes")
 	if g["memtable_size_bytes"] <= 0 || g["disk_usage_bytes"] <= 0 {
 		t.Fatalf("gauges after a write: %v", g)
