@@ -12,15 +12,6 @@ import (
 // The atomic operations are each one engine Update over their key: the
 // read that decides and the write happen in the engine's atomic section.
 
-// getLive reads key through r and decodes it (see decode).
-func (s *Store) getLive(r Reader, key []byte, now *time.Time) (decoded, error) {
-	raw, ok, err := r.Get(key, nil)
-	if err != nil {
-		return decoded{}, err
-	}
-	return decode(s.clock, now, raw, ok)
-}
-
 // PutIfAbsent stores value only if key is absent or expired.
 func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Duration) (bool, error) {
 	ttl, err := s.checkWrite(ctx, key, value, ttl)

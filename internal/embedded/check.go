@@ -76,3 +76,12 @@ func decode(clock strata.Clock, now *time.Time, raw []byte, ok bool) (decoded, e
 	}
 	return decoded{exp: exp, value: v, live: true}, nil
 }
+
+// getLive reads key through r and decodes it (see decode).
+func (s *Store) getLive(r Reader, key []byte, now *time.Time) (decoded, error) {
+	raw, ok, err := r.Get(key, nil)
+	if err != nil {
+		return decoded{}, err
+	}
+	return decode(s.clock, now, raw, ok)
+}

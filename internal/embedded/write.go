@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/strata-kv/strata"
@@ -14,13 +15,44 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 	if err != nil {
 		return s.rejected("put", key, err)
 	}
-	raw := ttlval.Encode(expiry(s.clock, ttl), value)
-	err = s.update([][]byte{key}, Durable, func(tx Txn) error { return tx.Put(key, raw) })
+	op := putOps.Get().(*putOp)
+	op.keys[0] = key
+	op.raw = ttlval.Append(op.raw[:0], expiry(s.clock, ttl), value)
+	err = s.update(op.keys[:], Durable, op.fn)
+	op.release()
 	if err != nil {
 		return s.fail("put", key, err)
 	}
 	s.stats.Put(1, len(key)+len(value))
 	return nil
+}
+
+// putOp is the engine Update of a Put, pooled so that a Put allocates
+// nothing of its own: its key list, its encoded value and its fn are
+// reused. The engine keeps none of them past Update.
+type putOp struct {
+	keys [1][]byte
+	raw  []byte
+	fn   func(tx Txn) error // op.apply, bound once
+}
+
+var putOps = sync.Pool{New: func() any {
+	op := new(putOp)
+	op.fn = op.apply
+	return op
+}}
+
+// maxPooledValue bounds the encoded values a putOp keeps for reuse.
+const maxPooledValue = 4 << 10
+
+func (op *putOp) apply(tx Txn) error { return tx.Put(op.keys[0], op.raw) }
+
+// release returns op to the pool, unless its buffer grew large.
+func (op *putOp) release() {
+	op.keys[0] = nil
+	if cap(op.raw) <= maxPooledValue {
+		putOps.Put(op)
+	}
 }
 
 // Delete removes key in one durable engine Update. Stats count it only if

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -70,17 +71,20 @@ func (e *engine) Scan(from, prefix []byte, fn func(key, raw []byte) bool) error 
 }
 
 // batch is the batch of an Update. Its reads are the database's: they do
-// not see the batch.
+// not see the batch. Batches are pooled (with Pebble's own batch inside
+// them released each time): an Update allocates none.
 type batch struct {
 	*engine
 	b *pebbledb.Batch
 }
 
+var batches = sync.Pool{New: func() any { return new(batch) }}
+
 // Put adds raw under key to the batch, which copies both.
-func (t batch) Put(key, raw []byte) error { return t.b.Set(key, raw, nil) }
+func (t *batch) Put(key, raw []byte) error { return t.b.Set(key, raw, nil) }
 
 // Delete adds the deletion of key to the batch.
-func (t batch) Delete(key []byte) error { return t.b.Delete(key, nil) }
+func (t *batch) Delete(key []byte) error { return t.b.Delete(key, nil) }
 
 // Update locks keys (see keyLocks), runs fn and commits the batch it
 // built, synced unless the store has NoSync or d is Lazy, and then unlocks:
@@ -89,9 +93,15 @@ func (t batch) Delete(key []byte) error { return t.b.Delete(key, nil) }
 func (e *engine) Update(keys [][]byte, d embedded.Durability, fn func(tx embedded.Txn) error) error {
 	h := e.locks.lock(keys)
 	defer e.locks.unlock(&h)
-	b := e.db.NewBatch()
-	defer b.Close()
-	if err := fn(batch{e, b}); err != nil || b.Empty() {
+	t := batches.Get().(*batch)
+	t.engine, t.b = e, e.db.NewBatch()
+	defer func() {
+		t.b.Close()
+		t.engine, t.b = nil, nil
+		batches.Put(t)
+	}()
+	b := t.b
+	if err := fn(t); err != nil || b.Empty() {
 		return err
 	}
 	wo := e.wo

@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"hash/maphash"
+	mathbits "math/bits"
 	"sync"
 )
 
@@ -32,11 +33,12 @@ type paddedMutex struct {
 	_ [56]byte
 }
 
-// held is what lock took, for unlock: the stripes, one bit each, or the
-// store-wide lock.
+// held is what lock took, for unlock: the store-wide lock, or the stripe
+// of a one-key write, or a set of stripes, one bit each.
 type held struct {
-	stripes [stripes / 64]uint64
-	wide    bool
+	wide   bool
+	single int // the stripe of a one-key write; -1 for a set
+	set    [stripes / 64]uint64
 }
 
 func newKeyLocks() *keyLocks { return &keyLocks{seed: maphash.MakeSeed()} }
@@ -50,45 +52,46 @@ func (l *keyLocks) stripe(key []byte) int {
 // the store-wide lock for reading and the stripes of keys in ascending
 // order (no deadlock between two multi-key writers).
 func (l *keyLocks) lock(keys [][]byte) held {
-	var h held
 	if len(keys) > wideKeys {
 		l.wide.Lock()
-		h.wide = true
-		return h
+		return held{wide: true}
 	}
 	l.wide.RLock()
 	if len(keys) == 1 {
 		i := l.stripe(keys[0])
-		h.stripes[i/64] = 1 << (i % 64)
 		l.locks[i].Lock()
-		return h
+		return held{single: i}
 	}
+	h := held{single: -1}
 	for _, k := range keys {
 		i := l.stripe(k)
-		h.stripes[i/64] |= 1 << (i % 64)
+		h.set[i/64] |= 1 << (i % 64)
 	}
-	for w, bits := range h.stripes {
-		for b := 0; bits != 0; b, bits = b+1, bits>>1 {
-			if bits&1 != 0 {
-				l.locks[w*64+b].Lock()
-			}
-		}
-	}
+	h.each(func(i int) { l.locks[i].Lock() })
 	return h
 }
 
 // unlock unlocks what lock locked.
 func (l *keyLocks) unlock(h *held) {
-	if h.wide {
+	switch {
+	case h.wide:
 		l.wide.Unlock()
 		return
-	}
-	for w, bits := range h.stripes {
-		for b := 0; bits != 0; b, bits = b+1, bits>>1 {
-			if bits&1 != 0 {
-				l.locks[w*64+b].Unlock()
-			}
-		}
+	case h.single >= 0:
+		l.locks[h.single].Unlock()
+	default:
+		h.each(func(i int) { l.locks[i].Unlock() })
 	}
 	l.wide.RUnlock()
+}
+
+// each calls fn with every stripe of h's set, in ascending order.
+func (h *held) each(fn func(i int)) {
+	for w, bits := range h.set {
+		for bits != 0 {
+			b := mathbits.TrailingZeros64(bits)
+			fn(w*64 + b)
+			bits &= bits - 1
+		}
+	}
 }
