@@ -3,11 +3,13 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/ttlval"
 )
 
@@ -62,13 +64,28 @@ type Bench struct {
 	// writes synced unless noSync, closed when b ends.
 	Raw func(b *testing.B, noSync bool) RawDB
 
-	// Open opens a new store, writes synced unless noSync, with no
-	// background sweep, closed when b ends.
-	Open func(b *testing.B, noSync bool) Store
+	// Open opens a new store.
+	Open Open
 
 	// FillBatch is how many entries each PutMany that fills the store
 	// holds (as many as RawDB.Fill writes per transaction or batch).
 	FillBatch int
+}
+
+// open opens a new store on the system clock, writes synced unless
+// noSync, closed when b ends.
+func (h Bench) open(b *testing.B, noSync bool) Store {
+	b.Helper()
+	return OpenTemp(b, h.Open, Config{NoSync: noSync, SweepInterval: -1})
+}
+
+// Store is the conformance benchmark suite (no raw comparison) on stores
+// without fsync.
+func (h Bench) Store(b *testing.B) {
+	conformance.BenchmarkStore(b, conformance.Harness{
+		Open:      harnessOpen(h.Open, true),
+		FakeClock: true,
+	})
 }
 
 // fill writes BenchKey(0) to BenchKey(n-1) to s with BenchValue and ttl.
@@ -123,7 +140,7 @@ func (h Bench) Get(b *testing.B) {
 		ttl  time.Duration
 	}{{"strata", strata.NoExpiry}, {"strata_ttl", time.Hour}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := h.Open(b, true)
+			s := h.open(b, true)
 			h.fill(b, s, BenchKeys, c.ttl)
 			Loop(b, storeGet(b, s, key))
 		})
@@ -171,6 +188,66 @@ func storePutMany(b *testing.B, s Store, batch, span int) func(i int) {
 	}
 }
 
+// storeCommit is the strata side of Commit100: one Commit of the batch
+// keys RawDB.PutMany writes. Fenced, the last key is an offset instead,
+// which the commit moves on under IfEqual on its previous value (IfAbsent
+// the first time) and a fence: a stream processor's unit of work.
+func storeCommit(b *testing.B, s Store, batch, span int, fenced bool) func(i int) {
+	ctx := b.Context()
+	wb := new(strata.WriteBatch)
+	offset, fence := []byte("offset:bench"), []byte("fence:bench")
+	var prev []byte
+	return func(i int) {
+		wb.Reset()
+		n := batch
+		if fenced {
+			n--
+			if prev == nil {
+				wb.IfAbsent(offset)
+			} else {
+				wb.IfEqual(offset, prev)
+			}
+			wb.IfFence(fence, 1)
+			prev = strconv.AppendInt(prev[:0:0], int64(i), 10)
+			wb.Put(offset, prev, 0)
+		}
+		for j := range n {
+			wb.Put(BenchKey((i*batch+j)%span), BenchValue, 0)
+		}
+		if err := strata.Commit(ctx, s, wb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Commit100 commits batches of 100 entries of 100 bytes over 100k keys,
+// synced (sync) and not (nosync). raw: the database's own batch of the
+// same 100 keys (RawDB.PutMany); strata: a Commit of them without
+// conditions; strata_fenced: 99 of them and an offset, under IfEqual on
+// the offset and a fence (see storeCommit). paired and paired_fenced run
+// raw and the strata side alternately (see [Paired]) and report speed.
+func (h Bench) Commit100(b *testing.B) {
+	const batch, span = 100, 100000
+	for _, mode := range modes {
+		b.Run(mode.name+"/raw", func(b *testing.B) {
+			db := h.Raw(b, mode.noSync)
+			Loop(b, db.PutMany(b, batch, span))
+		})
+		for _, fenced := range []bool{false, true} {
+			name := map[bool]string{false: "", true: "_fenced"}[fenced]
+			b.Run(mode.name+"/strata"+name, func(b *testing.B) {
+				s := h.open(b, mode.noSync)
+				Loop(b, storeCommit(b, s, batch, span, fenced))
+			})
+			b.Run(mode.name+"/paired"+name, func(b *testing.B) {
+				db := h.Raw(b, mode.noSync)
+				s := h.open(b, mode.noSync)
+				Paired(b, db.PutMany(b, batch, span), storeCommit(b, s, batch, span, fenced))
+			})
+		}
+	}
+}
+
 // Put writes 100-byte values over 10k keys, one transaction or write each,
 // synced (sync) and not (nosync).
 func (h Bench) Put(b *testing.B) {
@@ -181,7 +258,7 @@ func (h Bench) Put(b *testing.B) {
 			Loop(b, db.Put(b, key))
 		})
 		b.Run(mode.name+"/strata", func(b *testing.B) {
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Loop(b, storePut(b, s, key))
 		})
 	}
@@ -198,7 +275,7 @@ func (h Bench) PutMany1000(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
 		})
 		b.Run(mode.name+"/strata", func(b *testing.B) {
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Loop(b, storePutMany(b, s, batch, span))
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
 		})
@@ -217,7 +294,7 @@ func (h Bench) Keys100k(b *testing.B) {
 		Loop(b, db.Keys(b, n))
 	})
 	b.Run("strata", func(b *testing.B) {
-		s := h.Open(b, true)
+		s := h.open(b, true)
 		h.fill(b, s, n, time.Hour)
 		ctx := b.Context()
 		Loop(b, func(int) {
@@ -251,7 +328,7 @@ func (h Bench) Paired(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			db := h.Raw(b, true)
 			db.Fill(b, BenchKeys, BenchValue)
-			s := h.Open(b, true)
+			s := h.open(b, true)
 			h.fill(b, s, BenchKeys, c.ttl)
 			Paired(b, db.Get(b, key), storeGet(b, s, key))
 		})
@@ -266,13 +343,13 @@ func (h Bench) Paired(b *testing.B) {
 	for _, mode := range modes {
 		b.Run("Put/"+mode.name, func(b *testing.B) {
 			db := h.Raw(b, mode.noSync)
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Paired(b, db.Put(b, key), storePut(b, s, key))
 		})
 		b.Run("PutMany1000/"+mode.name, func(b *testing.B) {
 			const batch, span = 1000, 100000
 			db := h.Raw(b, mode.noSync)
-			s := h.Open(b, mode.noSync)
+			s := h.open(b, mode.noSync)
 			Paired(b, db.PutMany(b, batch, span), storePutMany(b, s, batch, span))
 		})
 	}
@@ -281,7 +358,7 @@ func (h Bench) Paired(b *testing.B) {
 		prefix := []byte("bench:")
 		db := h.Raw(b, true)
 		db.Fill(b, n, BenchValue)
-		s := h.Open(b, true)
+		s := h.open(b, true)
 		h.fill(b, s, n, time.Hour)
 		ctx := b.Context()
 		Paired(b, db.Keys(b, n), func(int) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/ttlval"
 )
 
 // RandomBytes returns n random bytes.
@@ -53,13 +54,29 @@ func OpenFails(t *testing.T, name string, open func(path string) (strata.Store, 
 	}
 }
 
-// DamageReported reads the keys CrashKey(0), CrashKey(step), ... below n
-// and then every key from s, whose damaged database (what names the
-// damage: "file", "table") held those keys: every call must return, each
-// error must match strata.ErrCorrupt, and at least one call must report
-// the damage. It returns how many calls failed.
-func DamageReported(t *testing.T, s strata.Store, what string, n, step int) int {
+// DamageReported opens the store at path, whose database held the keys
+// CrashKey(0) to CrashKey(n-1) before it was damaged (what names the
+// damage: "file", "table"). Open may fail, with an error matching
+// strata.ErrCorrupt. Otherwise it reads CrashKey(0), CrashKey(step), ...
+// and then every key: every call must return, each error must match
+// strata.ErrCorrupt, at least one call must report the damage, and Close
+// must succeed (the store stays usable for what is intact). It returns how
+// many calls failed.
+func DamageReported(t *testing.T, open Open, path, what string, n, step int) int {
 	t.Helper()
+	s, err := open(path, Config{})
+	if err != nil {
+		if !errors.Is(err, strata.ErrCorrupt) {
+			t.Fatalf("Open of a damaged %s: %v, want ErrCorrupt", what, err)
+		}
+		t.Logf("Open: %.300v", err)
+		return 0
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}()
 	ctx := t.Context()
 	errs := 0
 	check := func(op string, err error) {
@@ -86,6 +103,26 @@ func DamageReported(t *testing.T, s strata.Store, what string, n, step int) int 
 		t.Fatalf("no call on the damaged %s reported the damage", what)
 	}
 	return errs
+}
+
+// Malformed checks what a store makes of values that strata did not
+// write: it opens the store at path and writes "a" with a good value; once
+// the store is closed, rawSet writes the given values into the database at
+// path directly: under "b" a value too short for a strata header and under
+// "c" one with an unknown header version. The reopened store must pass
+// [MalformedValues].
+func Malformed(t *testing.T, open Open, path string, rawSet func(values map[string][]byte)) {
+	s := openAt(t, open, path, Config{})
+	if err := s.Put(t.Context(), []byte("a"), []byte("good"), strata.NoExpiry); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	bad := ttlval.Encode(0, []byte("x"))
+	bad[0] = 7 // an unknown header version
+	rawSet(map[string][]byte{"b": []byte("short"), "c": bad})
+	s = openAt(t, open, path, Config{})
+	defer s.Close()
+	MalformedValues(t, s)
 }
 
 // MalformedValues checks a store that holds "a" with a good value, "b"

@@ -9,31 +9,30 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/strata-kv/strata"
 )
 
 // Process runs the test binary again as a child process that writes to or
 // holds a store, for the tests of crash safety and of locking between
-// processes. The store's TestMain calls [Process.Child] first:
+// processes. The store's TestMain is [Process.Main]:
 //
-//	func TestMain(m *testing.M) {
-//		if code, ok := proc.Child(); ok {
-//			os.Exit(code)
-//		}
-//		goleak.VerifyTestMain(m)
-//	}
+//	func TestMain(m *testing.M) { proc.Main(m) }
 type Process struct {
 	// Env prefixes the names of the environment variables that tell the
 	// child its mode (Env+"_CHILD"), the store's path (Env+"_PATH") and its
 	// first key (Env+"_START").
 	Env string
 
-	// Open opens the store at path in the child.
-	Open func(path string) (strata.Store, error)
+	// Open opens the store at path, in the child and in the parent after
+	// a crash, with the default options (writes synced).
+	Open Open
 }
 
 // childLimit bounds how many keys a child writes, even if its parent is
@@ -52,8 +51,10 @@ func CrashValue(i int) []byte {
 // exit code and true; in the parent it returns false at once.
 //
 // Mode "write" puts synced keys (CrashKey, CrashValue) from the start index
-// on and prints each index once its Put returned; "hold" opens the store,
-// prints "ready" and keeps it open until its stdin closes.
+// on and prints each index once its Put returned; "commit" commits the
+// batches of [Process.CommitCrashSafety] and prints each generation once
+// its Commit returned; "hold" opens the store, prints "ready" and keeps it
+// open until its stdin closes.
 func (p Process) Child() (code int, ok bool) {
 	mode := os.Getenv(p.Env + "_CHILD")
 	if mode == "" {
@@ -63,7 +64,7 @@ func (p Process) Child() (code int, ok bool) {
 }
 
 func (p Process) runChild(mode string) int {
-	s, err := p.Open(os.Getenv(p.Env + "_PATH"))
+	s, err := p.Open(os.Getenv(p.Env+"_PATH"), Config{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 2
@@ -84,6 +85,8 @@ func (p Process) runChild(mode string) int {
 				return 3
 			}
 		}
+	case "commit":
+		return commitChild(ctx, s)
 	case "hold":
 		fmt.Fprintln(os.Stdout, "ready")
 		io.Copy(io.Discard, os.Stdin)
@@ -131,26 +134,59 @@ func (p Process) Hold(t *testing.T, path string) (release func()) {
 	return func() { stdin.Close() }
 }
 
-// CrashSafety kills a writing child with SIGKILL at a random point, six
-// times over the same store at path, and after each kill calls check with
-// every write the child acknowledged so far (the index i of CrashKey(i)).
-// check looks at the database, then reopens the store and calls
-// [CheckAcked].
-func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T, acked map[int]bool)) {
+// CrashSafety runs the crash tests of a store: "Put", [Process.PutCrashSafety],
+// and "Commit", [Process.CommitCrashSafety], each on a new path. verify
+// checks the database at a path after a crash, the child gone.
+func (p Process) CrashSafety(t *testing.T, verify func(t *testing.T, path string)) {
+	t.Run("Put", func(t *testing.T) { p.PutCrashSafety(t, filepath.Join(t.TempDir(), "db"), verify) })
+	t.Run("Commit", func(t *testing.T) { p.CommitCrashSafety(t, filepath.Join(t.TempDir(), "db"), verify) })
+}
+
+// PutCrashSafety kills a writing child with SIGKILL at a random point, six
+// times over the same store at path; after each kill, verify checks the
+// database at path (the child gone), and the store, reopened, must hold
+// every write the child acknowledged (see [CheckAcked]).
+func (p Process) PutCrashSafety(t *testing.T, path string, verify func(t *testing.T, path string)) {
 	acked := map[int]bool{}
 	next := 0
-	const rounds = 6
+	p.killRounds(t, "write", path, 6, 300, func() int { return next }, func(i int) {
+		acked[i] = true
+		next = max(next, i+1)
+	}, func() {
+		verify(t, path)
+		s := p.reopen(t, path)
+		defer s.Close()
+		CheckAcked(t, s, acked)
+	})
+}
+
+// reopen opens the store at path in the parent, after a crash.
+func (p Process) reopen(t *testing.T, path string) strata.Store {
+	t.Helper()
+	s, err := p.Open(path, Config{})
+	if err != nil {
+		t.Fatalf("reopen after the crash: %v", err)
+	}
+	return s
+}
+
+// killRounds runs rounds children in mode on path, one after the other,
+// each from start(). It kills each with SIGKILL once it has read a random
+// number (1 to maxAcks) of its acknowledgements, calls ack with every
+// acknowledgement the child wrote (those read after the kill too), and
+// calls check after each round, the child gone.
+func (p Process) killRounds(t *testing.T, mode, path string, rounds, maxAcks int, start func() int, ack func(i int), check func()) {
+	t.Helper()
 	for round := range rounds {
-		cmd, out, _ := p.start(t, "write", path, next)
-		killAt := 1 + rand.IntN(300)
+		cmd, out, _ := p.start(t, mode, path, start())
+		killAt := 1 + rand.IntN(maxAcks)
 		n := 0
 		for out.Scan() {
 			i, err := strconv.Atoi(out.Text())
 			if err != nil {
 				t.Fatalf("round %d: child wrote %q", round, out.Text())
 			}
-			acked[i] = true
-			next = max(next, i+1)
+			ack(i)
 			if n++; n == killAt {
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
@@ -162,8 +198,8 @@ func (p Process) CrashSafety(t *testing.T, path string, check func(t *testing.T,
 		if !errors.As(err, &exit) || exit.ExitCode() != -1 {
 			t.Fatalf("round %d: child ended with %v after %d acknowledgements, want death by SIGKILL", round, err, n)
 		}
-		check(t, acked)
-		t.Logf("round %d: killed after %d acknowledgements (%d in all)", round, n, len(acked))
+		check()
+		t.Logf("round %d: killed after %d acknowledgements (%d read in all)", round, killAt, n)
 	}
 }
 
@@ -185,4 +221,14 @@ func CheckAcked(t *testing.T, s strata.Store, acked map[int]bool) {
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged writes lost", lost, len(acked))
 	}
+}
+
+// Main is the TestMain of a store package that runs p's children: in a
+// child it runs the child's side and exits; in the parent it runs the tests
+// and checks that no goroutine outlives them.
+func (p Process) Main(m *testing.M) {
+	if code, ok := p.Child(); ok {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
 }

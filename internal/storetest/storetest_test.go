@@ -6,7 +6,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/stores/memory"
 )
@@ -21,7 +20,7 @@ func TestOnMemory(t *testing.T) {
 }
 
 func TestChildOnlyInAChild(t *testing.T) {
-	p := storetest.Process{Env: "STRATA_STORETEST_NEVER_SET", Open: func(string) (strata.Store, error) {
+	p := storetest.Process{Env: "STRATA_STORETEST_NEVER_SET", Open: func(string, storetest.Config) (storetest.Store, error) {
 		t.Fatal("Open called in the parent")
 		return nil, nil
 	}}

@@ -9,7 +9,6 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/stores/bolt"
@@ -17,56 +16,9 @@ import (
 
 // The benchmarks compare the store with bbolt driven directly, with the
 // options the store gives bbolt, in the same run (see storetest.Bench):
-// the figures to compare are the ratios. See docs/BENCHMARKS.md.
-var bench = storetest.Bench{Raw: rawDB, Open: storeDB, FillBatch: 10000}
-
-// BenchmarkGet reads 100-byte values of 10k keys. raw: bbolt View, Get and
-// a copy. header: the same plus decoding the TTL header and checking the
-// expiry against the clock. strata: Store.Get of keys without expiry;
-// strata_ttl: of keys with a TTL (the clock is read).
-func BenchmarkGet(b *testing.B) { bench.Get(b) }
-
-// BenchmarkPut writes 100-byte values over 10k keys, one transaction each,
-// with fsync (sync) and without (nosync).
-func BenchmarkPut(b *testing.B) { bench.Put(b) }
-
-// BenchmarkPutMany1000 writes batches of 1000 entries of 100 bytes, one
-// transaction per batch, over 100k keys.
-func BenchmarkPutMany1000(b *testing.B) { bench.PutMany1000(b) }
-
-// BenchmarkKeys100k lists 100k keys under a prefix, copying each key (the
-// caller owns them). raw: one cursor in one read transaction; strata: Keys,
-// which reads chunks of 1024 keys per transaction and checks each expiry.
-func BenchmarkKeys100k(b *testing.B) { bench.Keys100k(b) }
-
-// BenchmarkPaired measures the same operations as BenchmarkGet, BenchmarkPut,
-// BenchmarkPutMany1000 and BenchmarkKeys100k, with raw bbolt and the store
-// alternating operation by operation (see storetest.Paired).
-func BenchmarkPaired(b *testing.B) { bench.Paired(b) }
-
-// BenchmarkStore is the conformance benchmark suite (no raw comparison).
-func BenchmarkStore(b *testing.B) {
-	conformance.BenchmarkStore(b, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			s, err := bolt.Open(filepath.Join(tb.TempDir(), "s.db"), &bolt.Options{Clock: o.Clock, NoSync: true, SweepInterval: -1})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return s
-		},
-		FakeClock: true,
-	})
-}
-
-func storeDB(b *testing.B, noSync bool) storetest.Store {
-	b.Helper()
-	s, err := bolt.Open(filepath.Join(b.TempDir(), "strata.db"), &bolt.Options{NoSync: noSync, SweepInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
-}
+// the figures to compare are the ratios. See docs/BENCHMARKS.md. Each
+// benchmark stands beside its raw side.
+var bench = storetest.Bench{Raw: rawDB, Open: open, FillBatch: 10000}
 
 var benchBucket = []byte(bolt.DefaultBucket)
 
@@ -92,6 +44,9 @@ func rawDB(b *testing.B, noSync bool) storetest.RawDB {
 	return raw{db}
 }
 
+// BenchmarkStore is the conformance benchmark suite (no raw comparison).
+func BenchmarkStore(b *testing.B) { bench.Store(b) }
+
 // Fill writes the keys 10000 to a transaction.
 func (r raw) Fill(b *testing.B, n int, value []byte) {
 	b.Helper()
@@ -110,6 +65,12 @@ func (r raw) Fill(b *testing.B, n int, value []byte) {
 		}
 	}
 }
+
+// BenchmarkGet reads 100-byte values of 10k keys. raw: bbolt View, Get and
+// a copy. header: the same plus decoding the TTL header and checking the
+// expiry against the clock. strata: Store.Get of keys without expiry;
+// strata_ttl: of keys with a TTL (the clock is read).
+func BenchmarkGet(b *testing.B) { bench.Get(b) }
 
 // Get is a View, a Get and a copy.
 func (r raw) Get(b *testing.B, key func(i int) []byte) func(i int) {
@@ -143,6 +104,10 @@ func (r raw) GetHeader(b *testing.B, key func(i int) []byte, clock strata.Clock)
 	}
 }
 
+// BenchmarkPut writes 100-byte values over 10k keys, one transaction each,
+// with fsync (sync) and without (nosync).
+func BenchmarkPut(b *testing.B) { bench.Put(b) }
+
 // Put is one Update.
 func (r raw) Put(b *testing.B, key func(i int) []byte) func(i int) {
 	return func(i int) {
@@ -154,6 +119,10 @@ func (r raw) Put(b *testing.B, key func(i int) []byte) func(i int) {
 		}
 	}
 }
+
+// BenchmarkPutMany1000 writes batches of 1000 entries of 100 bytes, one
+// transaction per batch, over 100k keys.
+func BenchmarkPutMany1000(b *testing.B) { bench.PutMany1000(b) }
 
 // PutMany is one Update.
 func (r raw) PutMany(b *testing.B, batch, span int) func(i int) {
@@ -173,6 +142,18 @@ func (r raw) PutMany(b *testing.B, batch, span int) func(i int) {
 	}
 }
 
+// BenchmarkCommit100 commits batches of 100 entries of 100 bytes over 100k
+// keys, synced and not, against a raw bbolt Update of the same 100 Puts
+// (raw.PutMany): plain, and as a stream processor's unit of work with an
+// offset condition and a fence (see storetest.Bench.Commit100).
+func BenchmarkCommit100(b *testing.B) { bench.Commit100(b) }
+
+// BenchmarkKeys100k lists 100k keys under a prefix, copying each key (the
+// caller owns them). raw: one cursor in one read transaction; strata: Keys,
+// which reads chunks of 128 keys doubling to 4096, one transaction each,
+// and checks each expiry.
+func BenchmarkKeys100k(b *testing.B) { bench.Keys100k(b) }
+
 // Keys is one cursor in one View.
 func (r raw) Keys(b *testing.B, n int) func(i int) {
 	prefix := []byte("bench:")
@@ -191,6 +172,11 @@ func (r raw) Keys(b *testing.B, n int) func(i int) {
 		}
 	}
 }
+
+// BenchmarkPaired measures the same operations as BenchmarkGet, BenchmarkPut,
+// BenchmarkPutMany1000 and BenchmarkKeys100k, with raw bbolt and the store
+// alternating operation by operation (see storetest.Paired).
+func BenchmarkPaired(b *testing.B) { bench.Paired(b) }
 
 // sinkKey keeps the raw benchmarks' key copies from being optimized away.
 var sinkKey []byte

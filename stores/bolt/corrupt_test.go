@@ -13,7 +13,6 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/storetest"
-	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
@@ -121,57 +120,30 @@ func TestDamagedPages(t *testing.T) {
 		t.Fatalf("Open with Verify: %v, want ErrCorrupt", err)
 	}
 	t.Logf("Open with Verify: %.200s", err)
-	s, err = bolt.Open(path, nil)
-	if err != nil {
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Fatalf("Open: %v, want ErrCorrupt", err)
-		}
-		t.Logf("Open without Verify: %.200s", err)
-		return
-	}
-	defer s.Close()
-	storetest.DamageReported(t, s, "file", 2000, 37)
-	// The store stays usable for what is intact: Close works.
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	storetest.DamageReported(t, open, path, "file", 2000, 37)
 }
 
-// TestMalformedValue stores a value without a strata header under the
-// store's bucket: every read of it reports ErrCorrupt, and Delete removes
-// it.
+// TestMalformedValue stores values without a strata header under the
+// store's bucket: every read of them reports ErrCorrupt, and writing or
+// deleting repairs them.
 func TestMalformedValue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := bolt.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if err := s.Put(ctx, []byte("a"), []byte("good"), strata.NoExpiry); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bolt.DefaultBucket))
-		bad := ttlval.Encode(0, []byte("x"))
-		bad[0] = 7 // an unknown header version
-		if err := b.Put([]byte("b"), []byte("short")); err != nil {
-			return err
+	storetest.Malformed(t, open, path, func(values map[string][]byte) {
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return b.Put([]byte("c"), bad)
+		defer db.Close()
+		err = db.Update(func(tx *bbolt.Tx) error {
+			for k, v := range values {
+				if err := tx.Bucket([]byte(bolt.DefaultBucket)).Put([]byte(k), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err = bolt.Open(path, nil)
-	if err != nil {
-		t.Fatalf("Open (the first value is good): %v", err)
-	}
-	defer s.Close()
-	storetest.MalformedValues(t, s)
 }

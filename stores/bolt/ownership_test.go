@@ -1,7 +1,6 @@
 package bolt_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/strata-kv/strata/internal/storetest"
@@ -11,5 +10,5 @@ import (
 // called, and the keys they yield are the caller's (see
 // storetest.KeysOwnership).
 func TestKeysOwnership(t *testing.T) {
-	storetest.KeysOwnership(t, openAt(t, filepath.Join(t.TempDir(), "state.db"), nil))
+	storetest.KeysOwnership(t, storetest.OpenTemp(t, open, storetest.Config{}))
 }

@@ -14,49 +14,19 @@ import (
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
+// TestMain runs the children of the process tests (see proc) or the tests.
+func TestMain(m *testing.M) { proc.Main(m) }
+
 // proc runs this test binary again as a child that writes to or holds a
-// store (see TestMain).
-var proc = storetest.Process{
-	Env: "STRATA_BOLT_TEST",
-	Open: func(path string) (strata.Store, error) {
-		return bolt.Open(path, &bolt.Options{OpenTimeout: 10 * time.Second})
-	},
-}
+// store.
+var proc = storetest.Process{Env: "STRATA_BOLT_TEST", Open: open}
 
-// TestCrashSafety kills a writing child with SIGKILL at a random point,
-// several times over the same file, and checks after each kill that every
-// write the child acknowledged is there and that bbolt's consistency check
-// finds nothing.
-func TestCrashSafety(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "crash.db")
-	proc.CrashSafety(t, path, func(t *testing.T, acked map[int]bool) { checkFile(t, path, acked) })
-}
-
-// checkFile runs bbolt's consistency check on path, then reopens it as a
-// store and checks every acknowledged key.
-func checkFile(t *testing.T, path string, acked map[int]bool) {
-	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		t.Fatalf("raw bbolt open after the crash: %v", err)
-	}
-	err = db.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
-	db.Close()
-	if err != nil {
-		t.Fatalf("tx.Check after the crash: %v", err)
-	}
-	s, err := bolt.Open(path, nil)
-	if err != nil {
-		t.Fatalf("reopen after the crash: %v", err)
-	}
-	defer s.Close()
-	storetest.CheckAcked(t, s, acked)
-}
+// TestCrashSafety kills a child that writes to the same file with
+// SIGKILL at random points, many times, and checks after each kill that
+// bbolt's consistency check finds nothing wrong, that every write the child
+// acknowledged is there, and that every commit is wholly there or wholly
+// absent (see storetest.Process.CrashSafety).
+func TestCrashSafety(t *testing.T) { proc.CrashSafety(t, verify) }
 
 // TestLockedByAnotherProcess opens a file a child process holds: Open must
 // fail with ErrUnavailable within its timeout, naming the lock.
@@ -85,4 +55,23 @@ func TestLockedByAnotherProcess(t *testing.T) {
 		t.Fatalf("Open after the child released the file: %v", err)
 	}
 	s.Close()
+}
+
+// verify runs bbolt's consistency check on the file at path.
+func verify(t *testing.T, path string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("raw bbolt open after the crash: %v", err)
+	}
+	err = db.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatalf("tx.Check after the crash: %v", err)
+	}
 }

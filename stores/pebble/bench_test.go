@@ -7,7 +7,6 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
 	"github.com/strata-kv/strata/stores/pebble"
@@ -16,56 +15,8 @@ import (
 // The benchmarks compare the store with Pebble driven directly, with the
 // options the store gives Pebble (cache size, sync), in the same run (see
 // storetest.Bench): the figures to compare are the ratios. See
-// docs/BENCHMARKS.md.
-var bench = storetest.Bench{Raw: rawDB, Open: storeDB, FillBatch: 1000}
-
-// BenchmarkGet reads 100-byte values of 10k keys (in the memtable). raw:
-// DB.Get and a copy. header: the same plus decoding the TTL header and
-// checking the expiry against the clock. strata: Store.Get of keys without
-// expiry; strata_ttl: of keys with a TTL (the clock is read).
-func BenchmarkGet(b *testing.B) { bench.Get(b) }
-
-// BenchmarkPut writes 100-byte values over 10k keys, one write each, with
-// the WAL fsynced (sync) and not (nosync).
-func BenchmarkPut(b *testing.B) { bench.Put(b) }
-
-// BenchmarkPutMany1000 writes batches of 1000 entries of 100 bytes, one
-// batch each, over 100k keys.
-func BenchmarkPutMany1000(b *testing.B) { bench.PutMany1000(b) }
-
-// BenchmarkKeys100k lists 100k keys under a prefix, copying each key (the
-// caller owns them). raw: one bounded iterator; strata: Keys, which reads
-// chunks of 1024 keys per iterator and checks each expiry.
-func BenchmarkKeys100k(b *testing.B) { bench.Keys100k(b) }
-
-// BenchmarkPaired measures the same operations as BenchmarkGet, BenchmarkPut,
-// BenchmarkPutMany1000 and BenchmarkKeys100k, with raw Pebble and the store
-// alternating operation by operation (see storetest.Paired).
-func BenchmarkPaired(b *testing.B) { bench.Paired(b) }
-
-// BenchmarkStore is the conformance benchmark suite (no raw comparison).
-func BenchmarkStore(b *testing.B) {
-	conformance.BenchmarkStore(b, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			s, err := pebble.Open(filepath.Join(tb.TempDir(), "db"), &pebble.Options{Clock: o.Clock, NoSync: true, SweepInterval: -1})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return s
-		},
-		FakeClock: true,
-	})
-}
-
-func storeDB(b *testing.B, noSync bool) storetest.Store {
-	b.Helper()
-	s, err := pebble.Open(filepath.Join(b.TempDir(), "strata"), &pebble.Options{NoSync: noSync, SweepInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
-}
+// docs/BENCHMARKS.md. Each benchmark stands beside its raw side.
+var bench = storetest.Bench{Raw: rawDB, Open: open, FillBatch: 1000}
 
 // raw is Pebble with the store's write options: the raw side of the
 // benchmarks.
@@ -104,6 +55,12 @@ func (r raw) Fill(b *testing.B, n int, value []byte) {
 	}
 }
 
+// BenchmarkGet reads 100-byte values of 10k keys (in the memtable). raw:
+// DB.Get and a copy. header: the same plus decoding the TTL header and
+// checking the expiry against the clock. strata: Store.Get of keys without
+// expiry; strata_ttl: of keys with a TTL (the clock is read).
+func BenchmarkGet(b *testing.B) { bench.Get(b) }
+
 // Get is a DB.Get and a copy.
 func (r raw) Get(b *testing.B, key func(i int) []byte) func(i int) {
 	return func(i int) {
@@ -138,6 +95,10 @@ func (r raw) GetHeader(b *testing.B, key func(i int) []byte, clock strata.Clock)
 	}
 }
 
+// BenchmarkPut writes 100-byte values over 10k keys, one write each, with
+// the WAL fsynced (sync) and not (nosync).
+func BenchmarkPut(b *testing.B) { bench.Put(b) }
+
 // Put is one DB.Set.
 func (r raw) Put(b *testing.B, key func(i int) []byte) func(i int) {
 	return func(i int) {
@@ -146,6 +107,10 @@ func (r raw) Put(b *testing.B, key func(i int) []byte) func(i int) {
 		}
 	}
 }
+
+// BenchmarkPutMany1000 writes batches of 1000 entries of 100 bytes, one
+// batch each, over 100k keys.
+func BenchmarkPutMany1000(b *testing.B) { bench.PutMany1000(b) }
 
 // PutMany is one batch.
 func (r raw) PutMany(b *testing.B, batch, span int) func(i int) {
@@ -160,6 +125,19 @@ func (r raw) PutMany(b *testing.B, batch, span int) func(i int) {
 		bt.Close()
 	}
 }
+
+// BenchmarkCommit100 commits batches of 100 entries of 100 bytes over 100k
+// keys, synced and not, against a raw Pebble batch of the same 100 Sets
+// committed with the same write options (raw.PutMany): plain, and as a
+// stream processor's unit of work with an offset condition and a fence
+// (see storetest.Bench.Commit100).
+func BenchmarkCommit100(b *testing.B) { bench.Commit100(b) }
+
+// BenchmarkKeys100k lists 100k keys under a prefix, copying each key (the
+// caller owns them). raw: one bounded iterator; strata: Keys, which reads
+// chunks of 128 keys doubling to 4096, one iterator each, and checks each
+// expiry.
+func BenchmarkKeys100k(b *testing.B) { bench.Keys100k(b) }
 
 // Keys is one iterator bounded by the prefix.
 func (r raw) Keys(b *testing.B, n int) func(i int) {
@@ -179,6 +157,14 @@ func (r raw) Keys(b *testing.B, n int) func(i int) {
 		}
 	}
 }
+
+// BenchmarkPaired measures the same operations as BenchmarkGet, BenchmarkPut,
+// BenchmarkPutMany1000 and BenchmarkKeys100k, with raw Pebble and the store
+// alternating operation by operation (see storetest.Paired).
+func BenchmarkPaired(b *testing.B) { bench.Paired(b) }
+
+// BenchmarkStore is the conformance benchmark suite (no raw comparison).
+func BenchmarkStore(b *testing.B) { bench.Store(b) }
 
 // sinkKey keeps the raw benchmarks' key copies from being optimized away.
 var sinkKey []byte

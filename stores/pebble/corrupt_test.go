@@ -2,7 +2,6 @@ package pebble_test
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,45 +123,21 @@ func TestDamagedTable(t *testing.T) {
 	for _, f := range files(t, dir, "", ".sst") {
 		scramble(t, f)
 	}
-	s, err := pebble.Open(dir, nil)
-	if err != nil {
-		if !errors.Is(err, strata.ErrCorrupt) {
-			t.Fatalf("Open: %v, want ErrCorrupt", err)
-		}
-		t.Logf("Open: %.300v", err)
-		return
-	}
-	defer s.Close()
-	errs := storetest.DamageReported(t, s, "table", 5000, 97)
-	t.Logf("%d calls failed", errs)
+	t.Logf("%d calls failed", storetest.DamageReported(t, open, dir, "table", 5000, 97))
 }
 
-// TestMalformedValue stores a value without a strata header: every read of
-// it reports ErrCorrupt, and Delete removes it.
+// TestMalformedValue stores values without a strata header: every read of
+// them reports ErrCorrupt, and writing or deleting repairs them.
 func TestMalformedValue(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	s, err := pebble.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if err := s.Put(ctx, []byte("a"), []byte("good"), strata.NoExpiry); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quiet{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := ttlval.Encode(0, []byte("x"))
-	bad[0] = 7 // an unknown header version
-	db.Set([]byte("b"), []byte("short"), pebbledb.Sync)
-	db.Set([]byte("c"), bad, pebbledb.Sync)
-	db.Close()
-	s, err = pebble.Open(dir, nil)
-	if err != nil {
-		t.Fatalf("Open (the first value is good): %v", err)
-	}
-	defer s.Close()
-	storetest.MalformedValues(t, s)
+	storetest.Malformed(t, open, dir, func(values map[string][]byte) {
+		db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quiet{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range values {
+			db.Set([]byte(k), v, pebbledb.Sync)
+		}
+		db.Close()
+	})
 }

@@ -19,31 +19,39 @@ func ExampleOpen() {
 	}
 	defer os.RemoveAll(dir)
 
-	s, err := pebble.Open(filepath.Join(dir, "state"), &pebble.Options{DefaultTTL: time.Hour})
+	s, err := pebble.Open(filepath.Join(dir, "state"), &pebble.Options{CacheSize: 8 << 20})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
 
-	// Every write is durable when Put returns (NoSync is off).
-	s.Put(ctx, []byte("offset/orders/0"), []byte("1042"), strata.NoExpiry)
-	s.Put(ctx, []byte("offset/orders/1"), []byte("977"), strata.NoExpiry)
-	s.Put(ctx, []byte("dedup/evt-7"), nil, 0) // the default TTL: one hour
+	// PutMany is one batch, fsynced once: all of it or none.
+	err = s.PutMany(ctx, []strata.Entry{
+		{Key: []byte("window/clicks/12:00"), Value: []byte("17"), TTL: time.Hour},
+		{Key: []byte("window/clicks/12:05"), Value: []byte("4"), TTL: time.Hour},
+		{Key: []byte("offset/clicks/0"), Value: []byte("881"), TTL: strata.NoExpiry},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	for k, err := range s.Keys(ctx, []byte("offset/")) {
+	// A snapshot is a point-in-time view: the write after it does not show.
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer snap.Close()
+	s.Put(ctx, []byte("window/clicks/12:10"), []byte("1"), time.Hour)
+	for e, err := range snap.Entries(ctx, []byte("window/")) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		v, _ := s.Get(ctx, k)
-		fmt.Printf("%s = %s\n", k, v)
+		fmt.Printf("%s = %s, expires in %v\n", e.Key, e.Value, e.TTL.Round(time.Minute))
 	}
-	ttl, _ := s.TTL(ctx, []byte("dedup/evt-7"))
-	fmt.Println("dedup entry expires in", ttl.Round(time.Minute))
 	// Output:
-	// offset/orders/0 = 1042
-	// offset/orders/1 = 977
-	// dedup entry expires in 1h0m0s
+	// window/clicks/12:00 = 17, expires in 1h0m0s
+	// window/clicks/12:05 = 4, expires in 1h0m0s
 }
 
 func Example_url() {
@@ -54,13 +62,17 @@ func Example_url() {
 	defer os.RemoveAll(dir)
 
 	ctx := context.Background()
-	s, err := strata.Open(ctx, "pebble://"+filepath.Join(dir, "state")+"?cache_size=8388608")
+	s, err := strata.Open(ctx, "pebble://"+filepath.Join(dir, "state")+"?cache_size=8388608&default_ttl=10m")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	ok, _ := strata.PutIfAbsent(ctx, s, []byte("lease/partition-3"), []byte("worker-a"), time.Minute)
-	again, _ := strata.PutIfAbsent(ctx, s, []byte("lease/partition-3"), []byte("worker-b"), time.Minute)
-	fmt.Println(ok, again)
-	// Output: true false
+	// A counter moved forward by compare-and-swap: a racing writer that
+	// read the same old value loses.
+	strata.PutIfAbsent(ctx, s, []byte("seq/orders"), []byte("41"), 0)
+	swapped, _ := strata.CompareAndSwap(ctx, s, []byte("seq/orders"), []byte("41"), []byte("42"), 0)
+	stale, _ := strata.CompareAndSwap(ctx, s, []byte("seq/orders"), []byte("41"), []byte("42"), 0)
+	v, _ := s.Get(ctx, []byte("seq/orders"))
+	fmt.Println(swapped, stale, string(v))
+	// Output: true false 42
 }

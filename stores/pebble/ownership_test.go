@@ -3,7 +3,6 @@ package pebble_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/strata-kv/strata"
@@ -15,7 +14,7 @@ import (
 // called, and the keys they yield are the caller's (see
 // storetest.KeysOwnership).
 func TestKeysOwnership(t *testing.T) {
-	storetest.KeysOwnership(t, openAt(t, filepath.Join(t.TempDir(), "state"), nil))
+	storetest.KeysOwnership(t, storetest.OpenTemp(t, open, storetest.Config{}))
 }
 
 // TestPutManyTooLarge: a batch that reaches Pebble's 4 GiB batch limit is
@@ -23,7 +22,7 @@ func TestKeysOwnership(t *testing.T) {
 // itself would panic. The four values share one untouched 1 GiB array, so
 // the test costs address space, not memory.
 func TestPutManyTooLarge(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "state"), nil)
+	s := storetest.OpenTemp(t, open, storetest.Config{})
 	ctx := t.Context()
 	big := make([]byte, pebble.DefaultMaxValueSize)
 	entries := make([]strata.Entry, 4)

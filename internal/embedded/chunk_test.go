@@ -1,4 +1,4 @@
-package embedded_test
+package embedded
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
-	"github.com/strata-kv/strata/internal/embedded"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -35,7 +34,7 @@ func newSorted(n int) *sorted {
 	return s
 }
 
-func (s *sorted) readKeys(chunk [][]byte, from, prefix []byte, limit int) ([][]byte, []byte, error) {
+func (s *sorted) readChunk(chunk [][]byte, from, prefix []byte, limit int) ([][]byte, []byte, error) {
 	s.limits = append(s.limits, limit)
 	s.froms = append(s.froms, string(from))
 	i, _ := slices.BinarySearchFunc(s.keys, from, bytes.Compare)
@@ -51,7 +50,7 @@ func (s *sorted) readKeys(chunk [][]byte, from, prefix []byte, limit int) ([][]b
 func TestKeysChunks(t *testing.T) {
 	s := newSorted(10000)
 	var got [][]byte
-	for k, err := range embedded.Keys(t.Context(), nil, s.readKeys) {
+	for k, err := range chunkedKeys(t.Context(), nil, s.readChunk) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +72,7 @@ func TestKeysChunks(t *testing.T) {
 func TestKeysPrefixCopied(t *testing.T) {
 	s := newSorted(1000)
 	prefix := []byte("k001")
-	seq := embedded.Keys(t.Context(), prefix, s.readKeys)
+	seq := chunkedKeys(t.Context(), prefix, s.readChunk)
 	prefix[1] = '9'
 	n := 0
 	for k, err := range seq {
@@ -94,7 +93,7 @@ func TestKeysStops(t *testing.T) {
 	s := newSorted(1000)
 	t.Run("Break", func(t *testing.T) {
 		n := 0
-		for range embedded.Keys(t.Context(), nil, s.readKeys) {
+		for range chunkedKeys(t.Context(), nil, s.readChunk) {
 			if n++; n == 200 {
 				break
 			}
@@ -108,7 +107,7 @@ func TestKeysStops(t *testing.T) {
 		defer cancel()
 		n := 0
 		var last error
-		for _, err := range embedded.Keys(ctx, nil, s.readKeys) {
+		for _, err := range chunkedKeys(ctx, nil, s.readChunk) {
 			if err != nil {
 				last = err
 				break
@@ -125,7 +124,7 @@ func TestKeysStops(t *testing.T) {
 	t.Run("ReadError", func(t *testing.T) {
 		boom := errors.New("boom")
 		var last error
-		for _, err := range embedded.Keys(t.Context(), nil, func([][]byte, []byte, []byte, int) ([][]byte, []byte, error) {
+		for _, err := range chunkedKeys(t.Context(), nil, func([][]byte, []byte, []byte, int) ([][]byte, []byte, error) {
 			return nil, nil, boom
 		}) {
 			last = err
@@ -143,7 +142,7 @@ func TestEntries(t *testing.T) {
 		froms = append(froms, string(from))
 		var chunk []strata.Entry
 		for i, _ := slices.BinarySearchFunc(s.keys, from, bytes.Compare); i < len(s.keys) && bytes.HasPrefix(s.keys[i], prefix); i++ {
-			if len(chunk) == embedded.Chunk {
+			if len(chunk) == chunkSize {
 				return chunk, s.keys[i], nil
 			}
 			chunk = append(chunk, strata.Entry{Key: s.keys[i]})
@@ -151,7 +150,7 @@ func TestEntries(t *testing.T) {
 		return chunk, nil, nil
 	}
 	n := 0
-	for e, err := range embedded.Entries(t.Context(), []byte("k0"), read) {
+	for e, err := range chunkedEntries(t.Context(), []byte("k0"), read) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +164,7 @@ func TestEntries(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	for _, err := range embedded.Entries(ctx, nil, read) {
+	for _, err := range chunkedEntries(ctx, nil, read) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Entries with a cancelled context: %v", err)
 		}
@@ -173,9 +172,9 @@ func TestEntries(t *testing.T) {
 }
 
 func TestKeySlab(t *testing.T) {
-	var slab embedded.KeySlab
-	a := slab.Copy([]byte("a"))
-	b := slab.Copy([]byte("b"))
+	var slab keySlab
+	a := slab.copy([]byte("a"))
+	b := slab.copy([]byte("b"))
 	if cap(a) != 1 || cap(b) != 1 {
 		t.Fatalf("copies have capacity %d and %d, want their length", cap(a), cap(b))
 	}
@@ -184,7 +183,7 @@ func TestKeySlab(t *testing.T) {
 		t.Fatalf("appending to one copy changed the next: %q", b)
 	}
 	big := bytes.Repeat([]byte{'x'}, 20<<10) // larger than a block
-	if c := slab.Copy(big); !bytes.Equal(c, big) || &c[0] == &big[0] {
+	if c := slab.copy(big); !bytes.Equal(c, big) || &c[0] == &big[0] {
 		t.Fatal("a key larger than a block is not copied")
 	}
 }
@@ -194,7 +193,7 @@ func TestSweep(t *testing.T) {
 	var removed [][]byte
 	expired := func(from []byte) ([][]byte, []byte, error) {
 		i, _ := slices.BinarySearchFunc(keys, from, bytes.Compare)
-		end := min(i+embedded.Chunk, len(keys))
+		end := min(i+chunkSize, len(keys))
 		var next []byte
 		if end < len(keys) {
 			next = keys[end]
@@ -211,17 +210,17 @@ func TestSweep(t *testing.T) {
 		removed = append(removed, ks...)
 		return len(ks), nil
 	}
-	n, err := embedded.Sweep(t.Context(), expired, remove)
+	n, err := sweepChunks(t.Context(), expired, remove)
 	if err != nil || n != 2250 || len(removed) != 2250 {
 		t.Fatalf("Sweep = %d, %v (removed %d); want 2250", n, err, len(removed))
 	}
 	boom := errors.New("boom")
-	if n, err := embedded.Sweep(t.Context(), expired, func([][]byte) (int, error) { return 3, boom }); n != 3 || err != boom {
+	if n, err := sweepChunks(t.Context(), expired, func([][]byte) (int, error) { return 3, boom }); n != 3 || err != boom {
 		t.Fatalf("Sweep with a failing remove = %d, %v", n, err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if n, err := embedded.Sweep(ctx, expired, remove); n != 0 || !errors.Is(err, context.Canceled) {
+	if n, err := sweepChunks(ctx, expired, remove); n != 0 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Sweep with a cancelled context = %d, %v", n, err)
 	}
 }
@@ -229,20 +228,14 @@ func TestSweep(t *testing.T) {
 func TestChecks(t *testing.T) {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := embedded.CheckKeys(cancelled, nil); err != nil {
+	if _, err := checkKeys(cancelled, nil); err != nil {
 		t.Fatalf("CheckKeys of no keys looked at the context: %v", err)
 	}
-	if k, err := embedded.CheckKeys(t.Context(), [][]byte{[]byte("a"), nil}); k != nil || !errors.Is(err, strata.ErrInvalidKey) {
+	if k, err := checkKeys(t.Context(), [][]byte{[]byte("a"), nil}); k != nil || !errors.Is(err, strata.ErrInvalidKey) {
 		t.Fatalf("CheckKeys with an empty key = %q, %v", k, err)
 	}
-	if err := embedded.CheckKey(cancelled, []byte("a")); !errors.Is(err, context.Canceled) {
+	if err := checkKey(cancelled, []byte("a")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("CheckKey with a cancelled context: %v", err)
-	}
-	if ttl, err := embedded.CheckEntry(t.Context(), []byte("a"), []byte("v"), 0, time.Minute, 10); err != nil || ttl != time.Minute {
-		t.Fatalf("CheckEntry with a default TTL = %v, %v", ttl, err)
-	}
-	if _, err := embedded.CheckEntry(t.Context(), []byte("a"), make([]byte, 11), 0, 0, 10); !errors.Is(err, strata.ErrValueTooLarge) {
-		t.Fatalf("CheckEntry over the limit: %v", err)
 	}
 }
 
@@ -257,62 +250,62 @@ func (c *countingClock) Now() time.Time { c.reads++; return c.Clock.Now() }
 func TestLiveReadsClockOnce(t *testing.T) {
 	clock := &countingClock{Clock: conformance.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	var now time.Time
-	if !embedded.Live(clock, &now, 0) || clock.reads != 0 {
+	if !live(clock, &now, 0) || clock.reads != 0 {
 		t.Fatalf("a value without expiry: read the clock %d times", clock.reads)
 	}
-	future := embedded.Expiry(clock, time.Minute)
+	future := expiry(clock, time.Minute)
 	past := clock.Now().Add(-time.Second).UnixMilli()
 	clock.reads = 0
-	if !embedded.Live(clock, &now, future) || embedded.Live(clock, &now, past) || clock.reads != 1 {
+	if !live(clock, &now, future) || live(clock, &now, past) || clock.reads != 1 {
 		t.Fatalf("two values with an expiry: read the clock %d times, want once", clock.reads)
 	}
-	if embedded.Expiry(clock, strata.NoExpiry) != 0 || clock.reads != 1 {
+	if expiry(clock, strata.NoExpiry) != 0 || clock.reads != 1 {
 		t.Fatal("Expiry of no TTL read the clock or returned an expiry")
 	}
 }
 
 type closer struct {
-	l      *embedded.Lifecycle
+	l      *lifecycle
 	closed atomic.Int32
 }
 
 func (c *closer) Close() error {
 	c.closed.Add(1)
-	c.l.RemoveSnapshot(c)
+	c.l.removeSnapshot(c)
 	return nil
 }
 
 func TestLifecycle(t *testing.T) {
-	var l embedded.Lifecycle
+	var l lifecycle
 	ticks := make(chan struct{}, 1)
-	l.Every(time.Millisecond, func(ctx context.Context) {
+	l.every(time.Millisecond, func(ctx context.Context) {
 		select {
 		case ticks <- struct{}{}:
 		default:
 		}
 	})
 	<-ticks
-	if err := l.Acquire(); err != nil {
+	if err := l.acquire(); err != nil {
 		t.Fatal(err)
 	}
 	sn := &closer{l: &l}
-	l.AddSnapshot(sn)
-	l.Release()
-	if n := l.OpenSnapshots(); n != 1 {
+	l.addSnapshot(sn)
+	l.release()
+	if n := l.openSnapshots(); n != 1 {
 		t.Fatalf("OpenSnapshots = %d, want 1", n)
 	}
 	boom := errors.New("boom")
 	dbClosed := 0
-	if err := l.Close(func() error { dbClosed++; return boom }); err != boom {
+	if err := l.close(func() error { dbClosed++; return boom }); err != boom {
 		t.Fatalf("Close = %v, want closeDB's error", err)
 	}
-	if err := l.Close(func() error { dbClosed++; return nil }); err != nil || dbClosed != 1 {
+	if err := l.close(func() error { dbClosed++; return nil }); err != nil || dbClosed != 1 {
 		t.Fatalf("second Close = %v, closeDB called %d times; want nil, once", err, dbClosed)
 	}
-	if sn.closed.Load() != 1 || l.OpenSnapshots() != 0 {
-		t.Fatalf("snapshot closed %d times, %d open", sn.closed.Load(), l.OpenSnapshots())
+	if sn.closed.Load() != 1 || l.openSnapshots() != 0 {
+		t.Fatalf("snapshot closed %d times, %d open", sn.closed.Load(), l.openSnapshots())
 	}
-	if err := l.Acquire(); !errors.Is(err, strata.ErrClosed) {
+	if err := l.acquire(); !errors.Is(err, strata.ErrClosed) {
 		t.Fatalf("Acquire after Close = %v, want ErrClosed", err)
 	}
 	// goleak (TestMain) checks that the background goroutine is gone.
