@@ -115,7 +115,7 @@ type locationURL struct {
 // bucket URL (scheme://bucket/prefix?driver-parameters). It does no I/O.
 func parseLocation(raw string) (locationURL, error) {
 	bad := func(format string, args ...any) (locationURL, error) {
-		return locationURL{}, fmt.Errorf("%w: checkpoint location %s: %s", strata.ErrInvalidConfig, strata.RedactURL(raw), fmt.Sprintf(format, args...))
+		return locationURL{}, fmt.Errorf("%w: checkpoint location %s: %s", strata.ErrInvalidConfig, showLocation(raw), fmt.Sprintf(format, args...))
 	}
 	if raw == "" {
 		return bad("empty (want a directory, file:///path or s3://bucket/prefix)")
@@ -176,6 +176,16 @@ func parseLocation(raw string) (locationURL, error) {
 		q.Del("orphan_age")
 	}
 	return l, nil
+}
+
+// showLocation returns raw for messages, with any user information (a key
+// or a password) replaced.
+func showLocation(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = url.User("xxxxx")
+		return u.String()
+	}
+	return strata.RedactURL(raw)
 }
 
 // errReason returns the reason of a url.Error without the URL it quotes

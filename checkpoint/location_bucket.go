@@ -126,7 +126,7 @@ func openBucketURL(ctx context.Context, l locationURL, raw string) (Location, er
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint location %s: %w", strata.ErrInvalidConfig, strata.RedactURL(raw), err)
+		return nil, fmt.Errorf("%w: checkpoint location %s: %w", strata.ErrInvalidConfig, showLocation(raw), err)
 	}
 	if l.prefix != "" {
 		b = blob.PrefixedBucket(b, l.prefix)
