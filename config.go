@@ -32,10 +32,12 @@ import (
 //
 //	[checkpoint]                    # see checkpoint.Options
 //	checkpoint_dir = "/var/lib/app/checkpoints"
+//	# location = "s3://bucket/prefix?region=eu-west-1"   instead of checkpoint_dir
 //	interval = "60s"
 //	max_checkpoints = 5
 //	compress = true
 //	min_interval = "10s"
+//	max_deltas = 10                 # incremental checkpoints (default 0: full only)
 //
 // Durations are quoted strings such as "500ms" or "1h". Unknown keys and
 // tables are errors. Environment variables override the file: REDIS_URL
@@ -71,6 +73,11 @@ type CheckpointConfig struct {
 	// Compress is nil when the file does not say (the default, zstd).
 	Compress    *bool         `toml:"compress"`
 	MinInterval time.Duration `toml:"min_interval"`
+	// Location is the URL of the checkpoints' location (file://, s3://...),
+	// instead of Dir.
+	Location string `toml:"location"`
+	// MaxDeltas is the longest chain of incremental checkpoints.
+	MaxDeltas int `toml:"max_deltas"`
 }
 
 // ConfigSection is one table under [state], such as [state.redis], handed
@@ -227,8 +234,15 @@ func (c *Config) decodeCheckpoint(prim toml.Primitive) []error {
 			var b bool
 			err = c.md.PrimitiveDecode(p, &b)
 			cp.Compress = &b
+		case "location":
+			err = c.md.PrimitiveDecode(p, &cp.Location)
+		case "max_deltas":
+			err = c.md.PrimitiveDecode(p, &cp.MaxDeltas)
+			if err == nil && cp.MaxDeltas < 0 {
+				err = fmt.Errorf("%d is negative", cp.MaxDeltas)
+			}
 		default:
-			err = errors.New("unknown key (accepted: checkpoint_dir, interval, max_checkpoints, compress, min_interval)")
+			err = errors.New("unknown key (accepted: checkpoint_dir, location, interval, max_checkpoints, max_deltas, compress, min_interval)")
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("checkpoint.%s: %s", k, configErrReason(err)))

@@ -42,6 +42,18 @@ min_interval = "5s"
 	}
 }
 
+func TestParseConfigLocation(t *testing.T) {
+	doc := "[checkpoint]\nlocation = \"s3://bucket/ckpt?region=eu-west-1\"\nmax_deltas = 10\n"
+	c, err := strata.ParseConfig([]byte(doc), nil)
+	if err != nil || c.Checkpoint.Location != "s3://bucket/ckpt?region=eu-west-1" || c.Checkpoint.MaxDeltas != 10 {
+		t.Fatalf("parsed %+v, %v", c, err)
+	}
+	if _, err := strata.ParseConfig([]byte("[checkpoint]\nmax_deltas = -1\n"), nil); !errors.Is(err, strata.ErrInvalidConfig) ||
+		!strings.Contains(err.Error(), "checkpoint.max_deltas") {
+		t.Fatalf("negative max_deltas: %v", err)
+	}
+}
+
 func TestParseConfigEnvOverride(t *testing.T) {
 	env := map[string]string{"CHECKPOINT_DIR": "/from/env"}
 	c, err := strata.ParseConfig([]byte("[checkpoint]\ncheckpoint_dir = \"/from/file\"\n"), func(k string) string { return env[k] })
