@@ -775,6 +775,53 @@ func (c *Coordinator) Verify(ctx context.Context, id string) (Manifest, error) {
 	return ms[len(ms)-1], nil
 }
 
+// Verified is the outcome of verifying one checkpoint with its chain.
+type Verified struct {
+	ID string
+	// Manifest is the verified manifest (zero when Err is set).
+	Manifest Manifest
+	// Chain lists the ids restoring it applies, the full checkpoint first.
+	Chain []string
+	// Err says why it is not valid: strata.ErrCorrupt for a damaged
+	// checkpoint or chain.
+	Err error
+}
+
+// VerifyAll verifies every checkpoint in the location with its chain, as
+// Verify does, reading each checkpoint once however many chains share it,
+// and returns the outcomes, oldest first. Only a failure to list the
+// location (or an ended ctx) is an error; damaged checkpoints are reported
+// in their Verified.
+func (c *Coordinator) VerifyAll(ctx context.Context) ([]Verified, error) {
+	ls, err := c.loc.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := indexListing(ls)
+	cache := verified{}
+	out := make([]Verified, 0, len(ls.Checkpoints))
+	for _, in := range ls.Checkpoints {
+		v := Verified{ID: in.ID}
+		chain, err := resolveChain(in, byID)
+		if err == nil {
+			var ms []Manifest
+			ms, err = verifyChain(ctx, c.loc, chain, c.opts.Limits, cache)
+			if err == nil {
+				v.Manifest = ms[len(ms)-1]
+				for _, m := range ms {
+					v.Chain = append(v.Chain, m.ID)
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		v.Err = err
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // Chain returns the checkpoints that restoring id applies, the full
 // checkpoint first, as the location lists them (not verified).
 func (c *Coordinator) Chain(ctx context.Context, id string) ([]Info, error) {

@@ -113,42 +113,41 @@ func openBucketURL(ctx context.Context, l locationURL, raw string) (Location, er
 	name := (&url.URL{Scheme: l.scheme, Host: l.bucket, Path: "/" + l.prefix}).String()
 	var (
 		b       *blob.Bucket
-		closeFn func() error
+		release = func() {}
 		err     error
 	)
 	if l.scheme == s3blob.Scheme {
-		b, closeFn, err = openS3(ctx, l)
+		b, release, err = openS3(ctx, l)
 	} else {
 		u := url.URL{Scheme: l.scheme, Host: l.bucket, RawQuery: l.query.Encode()}
 		b, err = blob.OpenBucket(ctx, u.String())
-		if err == nil {
-			closeFn = b.Close
-		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: checkpoint location %s: %w", strata.ErrInvalidConfig, showLocation(raw), err)
 	}
 	if l.prefix != "" {
+		// The prefixed bucket wraps the same driver: closing it closes
+		// the driver.
 		b = blob.PrefixedBucket(b, l.prefix)
 	}
 	loc, err := BucketLocation(b, name, &BucketOptions{OrphanAge: l.orphanAge})
 	if err != nil {
-		closeFn()
+		b.Close()
+		release()
 		return nil, err
 	}
 	loc.(*bucketLocation).close = func() error {
-		// The prefixed bucket shares the driver; closing the base closes
-		// both.
-		b.Close()
-		return closeFn()
+		err := b.Close()
+		release()
+		return err
 	}
 	return loc, nil
 }
 
 // openS3 opens an S3 bucket as gocloud.dev/blob/s3blob's URL opener does,
-// with an HTTP transport of its own that Close can shut, so that a closed
+// with an HTTP transport of its own, which release shuts, so that a closed
 // Location leaves no idle connection behind.
-func openS3(ctx context.Context, l locationURL) (*blob.Bucket, func() error, error) {
+func openS3(ctx context.Context, l locationURL) (b *blob.Bucket, release func(), err error) {
 	q := url.Values{}
 	for k, v := range l.query {
 		q[k] = slices.Clone(v)
@@ -215,15 +214,11 @@ func openS3(ctx context.Context, l locationURL) (*blob.Bucket, func() error, err
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	so.RequestChecksumCalculation = cfg.RequestChecksumCalculation
-	b, err := s3blob.OpenBucketV2(ctx, s3.NewFromConfig(cfg, s3opts...), l.bucket, &so)
+	b, err = s3blob.OpenBucketV2(ctx, s3.NewFromConfig(cfg, s3opts...), l.bucket, &so)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, func() error {
-		err := b.Close()
-		tr.CloseIdleConnections()
-		return err
-	}, nil
+	return b, tr.CloseIdleConnections, nil
 }
 
 func (l *bucketLocation) String() string { return l.name }
