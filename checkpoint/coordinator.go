@@ -273,11 +273,7 @@ func New(store strata.Store, opts *Options) (*Coordinator, error) {
 	case o.Location == "" && o.Dir == "":
 		return nil, invalid("Options.Location (location) or Options.Dir (checkpoint_dir) is required")
 	case o.Dir != "":
-		url = o.Dir
-		if strings.Contains(url, "://") {
-			url = filepath.Clean(url) // a directory named like a URL is still a directory
-		}
-		loc, err := DirLocation(url)
+		loc, err := DirLocation(o.Dir)
 		if err != nil {
 			return nil, err
 		}
