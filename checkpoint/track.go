@@ -54,8 +54,7 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	dirty    map[string]struct{}
-	overflow bool   // more than max keys were written: the set is unknown
-	epoch    uint64 // counts takes; a Coordinator's delta needs the one it expects
+	overflow bool // more than max keys were written: the set is unknown
 }
 
 var (
@@ -121,16 +120,14 @@ func (t *Tracker) check() {
 // changes is a taken set of changed keys.
 type changes struct {
 	keys  map[string]struct{}
-	known bool   // false: more than MaxKeys changed, the set is lost
-	epoch uint64 // the epoch the set was taken at
+	known bool // false: more than MaxKeys changed, the set is lost
 }
 
 // take hands the keys written so far to a checkpoint and starts a new set.
 func (t *Tracker) take() changes {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := changes{keys: t.dirty, known: !t.overflow, epoch: t.epoch}
-	t.epoch++
+	c := changes{keys: t.dirty, known: !t.overflow}
 	t.dirty, t.overflow = make(map[string]struct{}), false
 	return c
 }
