@@ -8,11 +8,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/stores/memory"
 )
 
 const (
@@ -274,4 +277,261 @@ func BenchmarkAlignedPause(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/pause")
 	})
+}
+
+// changePercent overwrites pct% of the n benchmark keys, chosen at random,
+// with new random values, through s.
+func changePercent(tb testing.TB, s strata.Store, rng *rand.Rand, n int, pct float64) {
+	tb.Helper()
+	k := int(float64(n) * pct / 100)
+	es := make([]strata.Entry, 0, k)
+	for range k {
+		kb, vb := make([]byte, benchKeyLen), make([]byte, benchValueLen)
+		es = append(es, benchEntry(rng.IntN(n), rng, kb, vb))
+	}
+	for i := 0; i < len(es); i += 4096 {
+		if err := strata.PutMany(context.Background(), s, es[i:min(i+4096, len(es))]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// medianOf returns the median of xs.
+func medianOf(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkIncremental compares, in one run, a full checkpoint and a delta
+// of the same state: 1M entries of 100-byte values, 1% of the keys changed
+// before each round. Each round takes both (in alternating order), through
+// a Coordinator into a directory (file, fsync, read-back, publish): "full"
+// over the plain store, "delta" over a Tracker of it with MaxDeltas large
+// enough that every round is a delta. It reports the medians of the
+// rounds: time and bytes of each, and full/delta ratios.
+func BenchmarkIncremental(b *testing.B) {
+	ctx := context.Background()
+	s := newMem(b, nil)
+	fillBench(b, s, benchEntries)
+	tr, err := checkpoint.Track(s, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	full, err := checkpoint.New(s, &checkpoint.Options{Dir: b.TempDir(), MaxCheckpoints: 1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer full.Close()
+	inc, err := checkpoint.New(tr, &checkpoint.Options{Dir: b.TempDir(), MaxCheckpoints: 1, MaxDeltas: checkpoint.MaxDepth, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inc.Close()
+	if _, err := inc.Checkpoint(ctx); err != nil { // the base
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var fullMs, deltaMs, fullB, deltaB []float64
+	timed := func(c *checkpoint.Coordinator, ms, bytes *[]float64, wantDelta bool) {
+		t0 := time.Now()
+		m, err := c.Checkpoint(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*ms = append(*ms, float64(time.Since(t0).Microseconds())/1000)
+		*bytes = append(*bytes, float64(c.Stats().LastSize))
+		if m.IsDelta() != wantDelta {
+			b.Fatalf("checkpoint %s: delta %v, want %v", m.ID, m.IsDelta(), wantDelta)
+		}
+	}
+	round := 0
+	for b.Loop() {
+		changePercent(b, tr, rng, benchEntries, 1)
+		if round%2 == 0 {
+			timed(full, &fullMs, &fullB, false)
+			timed(inc, &deltaMs, &deltaB, true)
+		} else {
+			timed(inc, &deltaMs, &deltaB, true)
+			timed(full, &fullMs, &fullB, false)
+		}
+		round++
+	}
+	b.ReportMetric(medianOf(fullMs), "full-ms")
+	b.ReportMetric(medianOf(deltaMs), "delta-ms")
+	b.ReportMetric(medianOf(fullB)/1e6, "full-MB")
+	b.ReportMetric(medianOf(deltaB)/1e6, "delta-MB")
+	b.ReportMetric(medianOf(fullMs)/medianOf(deltaMs), "time-full/delta")
+	b.ReportMetric(medianOf(fullB)/medianOf(deltaB), "bytes-full/delta")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRestoreChain compares, in one run, restoring a chain (a full
+// checkpoint of 1M entries and 10 deltas, each of 1% of the keys) with
+// restoring one full checkpoint of the same final state, both into an
+// empty memory store through Coordinator.Restore (every link verified
+// first). Rounds alternate the order; it reports the medians and
+// chain/full.
+func BenchmarkRestoreChain(b *testing.B) {
+	ctx := context.Background()
+	s := newMem(b, nil)
+	fillBench(b, s, benchEntries)
+	tr, err := checkpoint.Track(s, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	c, err := checkpoint.New(tr, &checkpoint.Options{Dir: dir, MaxCheckpoints: 20, MaxDeltas: 10, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var head checkpoint.Manifest
+	for i := range 11 {
+		if i > 0 {
+			changePercent(b, tr, rng, benchEntries, 1)
+		}
+		if head, err = c.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if head.Depth != 10 {
+		b.Fatalf("head at depth %d, want 10", head.Depth)
+	}
+	fc, err := checkpoint.New(s, &checkpoint.Options{Dir: b.TempDir(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fc.Close()
+	fm, err := fc.Checkpoint(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var chainMs, fullMs []float64
+	restore := func(c *checkpoint.Coordinator, id string, ms *[]float64, links int) {
+		dst := memory.New(nil)
+		rc, err := checkpoint.NewAt(dst, c.Location(), &checkpoint.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		rep, err := rc.Restore(ctx, id)
+		if err != nil || len(rep.Chain) != links {
+			b.Fatal(rep, err)
+		}
+		*ms = append(*ms, float64(time.Since(t0).Microseconds())/1000)
+		dst.Close()
+	}
+	round := 0
+	for b.Loop() {
+		if round%2 == 0 {
+			restore(c, head.ID, &chainMs, 11)
+			restore(fc, fm.ID, &fullMs, 1)
+		} else {
+			restore(fc, fm.ID, &fullMs, 1)
+			restore(c, head.ID, &chainMs, 11)
+		}
+		round++
+	}
+	b.ReportMetric(medianOf(fullMs), "full-ms")
+	b.ReportMetric(medianOf(chainMs), "chain-ms")
+	b.ReportMetric(medianOf(chainMs)/medianOf(fullMs), "chain/full")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLocations compares, in one run, a full checkpoint of 1M
+// entries through a Coordinator into a directory (file://) and into a
+// bucket on SeaweedFS (s3://, weed mini on loopback), alternating, and
+// restoring it from each. It reports the medians and s3/file.
+func BenchmarkLocations(b *testing.B) {
+	ctx := context.Background()
+	srv := testserver.StartS3(b)
+	srv.SetEnv(b)
+	s := newMem(b, nil)
+	fillBench(b, s, benchEntries)
+	fc, err := checkpoint.New(s, &checkpoint.Options{Location: "file://" + b.TempDir(), MaxCheckpoints: 1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fc.Close()
+	sc, err := checkpoint.New(s, &checkpoint.Options{Location: srv.URL("bench"), MaxCheckpoints: 1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	ms := map[string][]float64{}
+	timed := func(name string, f func() error) {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			b.Fatal(name, err)
+		}
+		ms[name] = append(ms[name], float64(time.Since(t0).Microseconds())/1000)
+	}
+	pass := func(name string, c *checkpoint.Coordinator) {
+		var id string
+		timed(name+"-checkpoint", func() error {
+			m, err := c.Checkpoint(ctx)
+			id = m.ID
+			return err
+		})
+		dst := memory.New(nil)
+		defer dst.Close()
+		rc, err := checkpoint.NewAt(dst, c.Location(), &checkpoint.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		timed(name+"-restore", func() error { _, err := rc.Restore(ctx, id); return err })
+	}
+	round := 0
+	for b.Loop() {
+		if round%2 == 0 {
+			pass("file", fc)
+			pass("s3", sc)
+		} else {
+			pass("s3", sc)
+			pass("file", fc)
+		}
+		round++
+	}
+	for _, k := range []string{"file-checkpoint", "s3-checkpoint", "file-restore", "s3-restore"} {
+		b.ReportMetric(medianOf(ms[k]), k+"-ms")
+	}
+	b.ReportMetric(medianOf(ms["s3-checkpoint"])/medianOf(ms["file-checkpoint"]), "checkpoint-s3/file")
+	b.ReportMetric(medianOf(ms["s3-restore"])/medianOf(ms["file-restore"]), "restore-s3/file")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkTrackerPut measures what recording a key costs a write: Put of
+// a 100-byte value into a memory store, directly ("raw") and through a
+// Tracker, over 1M keys.
+func BenchmarkTrackerPut(b *testing.B) {
+	ctx := context.Background()
+	es := benchState(1 << 16)
+	for _, name := range []string{"raw", "tracker"} {
+		b.Run(name, func(b *testing.B) {
+			var s strata.Store = newMem(b, nil)
+			if name == "tracker" {
+				tr, err := checkpoint.Track(s, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s = tr
+			}
+			i := 0
+			for b.Loop() {
+				e := es[i&(len(es)-1)]
+				if err := s.Put(ctx, e.Key, e.Value, strata.NoExpiry); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
 }

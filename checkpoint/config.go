@@ -9,16 +9,18 @@ import (
 )
 
 // OptionsFromConfig returns the options of a Coordinator that a
-// configuration file's [checkpoint] table describes: directory, interval,
-// minimum interval, retention and compression. The fields the file does
+// configuration file's [checkpoint] table describes: location or directory,
+// interval, minimum interval, retention, deltas and compression. The fields the file does
 // not set keep their defaults; the caller may add the others (Logger,
 // Mode, Limits, ...). A missing directory is reported by New.
 func OptionsFromConfig(c config.Checkpoint) Options {
 	o := Options{
 		Dir:            c.Dir,
+		Location:       c.Location,
 		Interval:       c.Interval,
 		MinInterval:    c.MinInterval,
 		MaxCheckpoints: c.MaxCheckpoints,
+		MaxDeltas:      c.MaxDeltas,
 	}
 	if c.Compress != nil {
 		o.Compression = CompressionZstd
@@ -55,13 +57,18 @@ func FromConfig(c *config.Config, s strata.Store, opts *Options) (*Coordinator, 
 		file := o
 		o = *opts
 		o.Dir = cmp.Or(file.Dir, o.Dir)
+		o.Location = cmp.Or(file.Location, o.Location)
+		if file.Location != "" || file.Dir != "" {
+			o.Dir, o.Location = file.Dir, file.Location
+		}
+		o.MaxDeltas = cmp.Or(file.MaxDeltas, o.MaxDeltas)
 		o.Interval = cmp.Or(file.Interval, o.Interval)
 		o.MinInterval = cmp.Or(file.MinInterval, o.MinInterval)
 		o.MaxCheckpoints = cmp.Or(file.MaxCheckpoints, o.MaxCheckpoints)
 		o.Compression = cmp.Or(file.Compression, o.Compression)
 	}
-	if o.Dir == "" {
-		return nil, fmt.Errorf("%w: checkpoint: checkpoint_dir (or CHECKPOINT_DIR) is required when checkpoints are enabled", strata.ErrInvalidConfig)
+	if o.Dir == "" && o.Location == "" {
+		return nil, fmt.Errorf("%w: checkpoint: checkpoint_dir, location (or CHECKPOINT_DIR) is required when checkpoints are enabled", strata.ErrInvalidConfig)
 	}
 	return New(s, &o)
 }

@@ -16,18 +16,30 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/strata-kv/strata"
 )
 
 // Options configure a Coordinator; the names in parentheses are the keys of
-// the [checkpoint] section of the configuration. Only Dir is required.
+// the [checkpoint] section of the configuration. Location or Dir is
+// required (with New; NewAt takes the Location itself).
 type Options struct {
-	// Dir is the directory of the checkpoints (checkpoint_dir). It is
-	// created if missing. One Coordinator writes to a directory at a time.
+	// Location is the URL of the checkpoints' location (location): a
+	// directory path, file:///path, or s3://bucket/prefix?... (see
+	// OpenLocation). Set Location or Dir, not both.
+	Location string
+
+	// Dir is the directory of the checkpoints (checkpoint_dir), as
+	// Location with a path. It is created if missing.
 	Dir string
+
+	// MaxDeltas is the longest chain of deltas (max_deltas): with a store
+	// that is a *Tracker, a checkpoint writes only the keys changed since
+	// the previous one, over it, until MaxDeltas deltas follow a full
+	// checkpoint (or the deltas together grow larger than it); the next
+	// checkpoint is then full again. Default 0: full checkpoints only.
+	MaxDeltas int
 
 	// Interval is the period of the checkpoints Start takes (interval).
 	// Default 1 minute.
@@ -102,14 +114,14 @@ func (o *Options) resolve() (Options, error) {
 		return r, fmt.Errorf("%w: checkpoint: %s", strata.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case r.Dir == "":
-		return bad("Options.Dir (checkpoint_dir) is required")
 	case r.Interval < 0:
 		return bad("interval %v is negative", r.Interval)
 	case r.MaxCheckpoints < 0:
 		return bad("max_checkpoints %d is negative", r.MaxCheckpoints)
 	case r.MinInterval < 0:
 		return bad("min_interval %v is negative", r.MinInterval)
+	case r.MaxDeltas < 0 || r.MaxDeltas > MaxDepth:
+		return bad("max_deltas %d (accepted: 0 to %d)", r.MaxDeltas, MaxDepth)
 	}
 	if r.Interval == 0 {
 		r.Interval = time.Minute
@@ -125,7 +137,7 @@ func (o *Options) resolve() (Options, error) {
 	}
 	// Check the writer and restore options now rather than at the first
 	// checkpoint.
-	if _, err := r.writerOptions("x", nil).resolve(); err != nil {
+	if _, err := r.writerOptions("x", nil, nil).resolve(); err != nil {
 		return r, err
 	}
 	if _, err := r.restoreOptions().resolve(); err != nil {
@@ -134,10 +146,11 @@ func (o *Options) resolve() (Options, error) {
 	return r, nil
 }
 
-func (o *Options) writerOptions(id string, cut *Cut) *WriterOptions {
+func (o *Options) writerOptions(id string, cut *Cut, parent *Manifest) *WriterOptions {
 	return &WriterOptions{
 		ID:           id,
 		Cut:          cut,
+		Parent:       parent,
 		Source:       o.Source,
 		Compression:  o.Compression,
 		Level:        o.Level,
@@ -150,9 +163,10 @@ func (o *Options) restoreOptions() *RestoreOptions {
 	return &RestoreOptions{Mode: o.Mode, BatchSize: o.BatchSize, Limits: o.Limits, Clock: o.Clock, Force: o.ForceRestore}
 }
 
-// Stats are a Coordinator's counters (the seed's CheckpointStats).
+// Stats are a Coordinator's counters.
 type Stats struct {
-	Created         uint64 // checkpoints published
+	Created         uint64 // checkpoints published, full or delta
+	Deltas          uint64 // of which deltas
 	Failures        uint64 // checkpoints that failed (neither ErrTooSoon nor a cancelled context count)
 	Restores        uint64 // successful restores
 	RestoreFailures uint64 // failed restores (not counting an empty directory)
@@ -161,50 +175,77 @@ type Stats struct {
 	LastTime     time.Time     // creation time of the last published checkpoint
 	LastDuration time.Duration // how long it took, publish included
 	LastID       string        // its id
+	LastSize     int64         // its size in bytes
 	TotalBytes   uint64        // file bytes of every checkpoint published
 
 	LastError   error  // the last checkpoint or restore failure, if any
 	LastSkipped []Skip // what the last RestoreLatest skipped
 }
 
-// Info describes a checkpoint file, as List finds it.
+// Info describes a published checkpoint, as a Location lists it.
 type Info struct {
-	ID      string
+	ID string
+	// Path is where its file is: a path in a directory, the URL of its data
+	// object in a bucket.
 	Path    string
 	Size    int64
 	ModTime time.Time
-	// Manifest is read from the footer, without verifying the checksums.
+	// Manifest is read from the file's footer (a bucket's manifest
+	// object), without verifying the checksums.
 	Manifest Manifest
-	// Err is set when the footer cannot be read: the file cannot be a
-	// valid checkpoint. It matches strata.ErrCorrupt.
+	// Err is set when the manifest cannot be read: the checkpoint cannot
+	// be valid. It matches strata.ErrCorrupt.
 	Err error
 }
 
+// Token returns the fence token the checkpoint was published under (the
+// token of its cut), 0 for none.
+func (in Info) Token() uint64 {
+	t, _, _ := parseID(in.ID)
+	return t
+}
+
 // Coordinator takes, keeps and restores the checkpoints of one store in one
-// directory: periodically (Start), on demand (Checkpoint) and at Shutdown.
+// Location: periodically (Start), on demand (Checkpoint), at the job's
+// chosen moments (Due and CheckpointAt, with Options.Aligned) and at
+// Shutdown. It decides when to take a checkpoint, whether it is full or a
+// delta, and which to keep; the Location publishes, lists and deletes.
 //
-// Each checkpoint is written to a temporary file in the directory
-// (".ID.PID.tmp"), synced, checked (both SHA-256 sums read back), renamed
-// to ID.ckpt and the directory synced: a crash at any point leaves the
-// previous set of checkpoints or the new one, never a partial file with a
-// checkpoint's name. Temporary files of processes that no longer run are
-// removed by New and before each checkpoint.
+// Each checkpoint lists the location once: that listing gives the next id,
+// the newest fence token, the garbage of crashed writers (collected then),
+// and what retention deletes after the publish.
 //
-// Ids are "SEQUENCE-TIME" (000000000042-20250102T150405.123Z): the sequence
-// continues from the highest one in the directory at each checkpoint, so
-// ids sort in creation order even if the clock moves back or another
-// Coordinator published into the directory meanwhile. List, retention and
-// RestoreLatest order checkpoints by id.
+// Ids are "SEQUENCE-TIME" (000000000042-20250102T150405.123Z), or
+// "tTOKEN-SEQUENCE-TIME" for a checkpoint of a cut under a fence token
+// (t00000000000000000006-000000000042-...): the sequence continues from the
+// highest one in the location, and ids sort, as strings, by token and then
+// by sequence. List, retention and RestoreLatest order checkpoints by id,
+// so a checkpoint published under a lower fence token (by a leader that
+// has not noticed it lost its lease) never sorts after one published under
+// a higher token, whenever it is published; and a Coordinator whose cut's
+// token is lower than the newest in the location refuses to publish
+// (ErrStale).
+//
+// With a store that is a *Tracker and Options.MaxDeltas > 0, checkpoints
+// after the first full one are deltas over the previous one, forming a
+// chain (see the package documentation). Retention never deletes a
+// checkpoint that a kept one needs.
 //
 // Checkpoints and restores run one at a time. A Coordinator does not close
 // its store.
 type Coordinator struct {
-	store strata.Store
-	opts  Options
+	store   strata.Store
+	tracker *Tracker // store, when it is one
+	loc     Location
+	ownLoc  bool // New opened loc: Close closes it
+	opts    Options
 
 	mu        sync.Mutex // one checkpoint or restore at a time
 	seq       uint64
 	lastStart time.Time // start of the last successful checkpoint
+	head      *Manifest // the last checkpoint published, the parent of a delta
+	baseSize  int64     // size of the head's base
+	deltaSize int64     // sizes of the head's chain's deltas, summed
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -216,66 +257,99 @@ type Coordinator struct {
 	loopDone chan struct{}
 }
 
-// New returns a Coordinator for store in opts.Dir, creating the directory if
-// needed and removing temporary files left by crashed runs. Invalid options
-// fail with an error matching strata.ErrInvalidConfig.
+// New returns a Coordinator for store in the location that opts.Location
+// (or opts.Dir) names, opened with OpenLocation (a directory is created if
+// needed). Close releases the location. Invalid options fail with an
+// error matching strata.ErrInvalidConfig.
 func New(store strata.Store, opts *Options) (*Coordinator, error) {
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
+	url := o.Location
+	switch {
+	case o.Location != "" && o.Dir != "":
+		return nil, invalid("set Options.Location (location) or Options.Dir (checkpoint_dir), not both")
+	case o.Location == "" && o.Dir == "":
+		return nil, invalid("Options.Location (location) or Options.Dir (checkpoint_dir) is required")
+	case o.Dir != "":
+		loc, err := DirLocation(o.Dir)
+		if err != nil {
+			return nil, err
+		}
+		return newCoordinator(store, loc, true, o)
+	}
+	loc, err := OpenLocation(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	return newCoordinator(store, loc, true, o)
+}
+
+// NewAt returns a Coordinator for store in loc, which the caller keeps
+// (Close does not close it) and must not close before the Coordinator is
+// done. opts.Location and opts.Dir must be empty.
+func NewAt(store strata.Store, loc Location, opts *Options) (*Coordinator, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if o.Location != "" || o.Dir != "" {
+		return nil, invalid("NewAt takes the location itself: leave Options.Location and Options.Dir empty")
+	}
+	if loc == nil {
+		return nil, invalid("nil location")
+	}
+	return newCoordinator(store, loc, false, o)
+}
+
+func newCoordinator(store strata.Store, loc Location, own bool, o Options) (*Coordinator, error) {
 	if o.Source == "" {
 		o.Source = "unknown"
 		if st, ok := strata.StatsOf(store); ok && st.Backend != "" {
 			o.Source = st.Backend
 		}
 	}
-	if _, err := os.Stat(o.Dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("checkpoint: %w", err)
-		}
-		// Make the new directory's entry durable, or a crash could lose
-		// the directory with the checkpoints published into it.
-		if err := syncDir(filepath.Dir(filepath.Clean(o.Dir))); err != nil {
-			return nil, err
-		}
+	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o}
+	c.tracker, _ = store.(*Tracker)
+	// Remove what crashed writers left, as every checkpoint does.
+	ls, err := loc.List(context.Background())
+	if err == nil && len(ls.Garbage) > 0 {
+		err = loc.Collect(context.Background(), ls.Garbage)
 	}
-	c := &Coordinator{store: store, opts: o}
-	if err := c.removeTemps(); err != nil {
+	if err != nil {
+		if own {
+			loc.Close()
+		}
 		return nil, err
 	}
 	return c, nil
 }
 
-// nextID returns the id of the next checkpoint. Its sequence continues from
-// the highest in the directory, read now rather than once in New: another
-// Coordinator (the strata checkpoint command, say) may have published
-// meanwhile, and the new id must still sort after its checkpoints.
-func (c *Coordinator) nextID(start time.Time) (string, error) {
-	ids, err := c.ids()
-	if err != nil {
-		return "", err
+// Location returns the checkpoints' location.
+func (c *Coordinator) Location() Location { return c.loc }
+
+// Dir returns the checkpoint directory, or "" when the location is not a
+// directory.
+func (c *Coordinator) Dir() string {
+	if d, ok := c.loc.(*dirLocation); ok {
+		return d.dir
 	}
-	for _, id := range ids {
-		if i := strings.IndexByte(id, '-'); i > 0 {
-			if n, err := strconv.ParseUint(id[:i], 10, 64); err == nil && n > c.seq {
-				c.seq = n
-			}
-		}
-	}
-	c.seq++
-	return fmt.Sprintf("%012d-%s", c.seq, start.UTC().Format("20060102T150405.000Z")), nil
+	return ""
 }
 
-// Dir returns the checkpoint directory.
-func (c *Coordinator) Dir() string { return c.opts.Dir }
-
-// Path returns the file of checkpoint id, or an error matching ErrInvalidID.
+// Path returns the file of checkpoint id in a directory location, or an
+// error matching ErrInvalidID (a bad id) or strata.ErrInvalidConfig (a
+// location that is not a directory).
 func (c *Coordinator) Path(id string) (string, error) {
 	if err := ValidateID(id); err != nil {
 		return "", err
 	}
-	return filepath.Join(c.opts.Dir, id+Ext), nil
+	d, ok := c.loc.(*dirLocation)
+	if !ok {
+		return "", invalid("%s is not a directory: its checkpoints have no path", c.loc)
+	}
+	return d.path(id), nil
 }
 
 // Stats returns a copy of the counters.
@@ -330,7 +404,7 @@ func (c *Coordinator) loop(ctx context.Context) {
 			case ctx.Err() != nil:
 				return
 			default:
-				c.opts.Logger.Error("periodic checkpoint failed", "dir", c.opts.Dir, "err", err)
+				c.opts.Logger.Error("periodic checkpoint failed", "location", c.loc.String(), "err", err)
 			}
 		}
 	}
@@ -341,8 +415,8 @@ func (c *Coordinator) loop(ctx context.Context) {
 // Aligned Coordinator takes none: the job takes its own). If ctx
 // ends first, Shutdown returns ctx's error without the final checkpoint.
 // Afterwards Checkpoint, Restore and RestoreLatest fail with
-// strata.ErrClosed; List and Verify still work. Calling Shutdown again
-// returns nil and does nothing.
+// strata.ErrClosed; List and Verify still work until Close. Calling
+// Shutdown again returns nil and does nothing.
 func (c *Coordinator) Shutdown(ctx context.Context) error {
 	c.life.Lock()
 	if c.closed {
@@ -365,6 +439,27 @@ func (c *Coordinator) Shutdown(ctx context.Context) error {
 	}
 	_, err := c.checkpoint(ctx, true, nil)
 	return err
+}
+
+// Close shuts the Coordinator down without a final checkpoint (see
+// Shutdown for one) and closes the location New opened (not one given to
+// NewAt). Afterwards every method fails. Calling Close again does nothing.
+func (c *Coordinator) Close() error {
+	c.life.Lock()
+	c.closed = true
+	started, own := c.started, c.ownLoc
+	c.started, c.ownLoc = false, false
+	c.life.Unlock()
+	if started {
+		c.cancel()
+		<-c.loopDone
+	}
+	if own {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.loc.Close()
+	}
+	return nil
 }
 
 // Checkpoint takes a checkpoint now and returns its manifest. Called less
@@ -397,9 +492,15 @@ func (c *Coordinator) Due() bool {
 // returns the manifest. The caller guarantees the cut: it writes nothing to
 // the store until CheckpointAt returns, so the checkpoint holds exactly the
 // state at cut.Offset, even on a store without point-in-time snapshots.
-// The pause this costs the job is the time to read the store. CheckpointAt
-// ignores MinInterval: the job decides when, usually by asking Due. After
-// Shutdown it fails with strata.ErrClosed.
+// The pause this costs the job is the time to read the store (for a delta,
+// the keys changed since the last checkpoint). CheckpointAt ignores
+// MinInterval: the job decides when, usually by asking Due.
+//
+// The checkpoint is published under cut.Token (see Coordinator): if the
+// location already holds a checkpoint under a higher token, a newer holder
+// of the job's lease is checkpointing, and CheckpointAt fails with
+// ErrStale (matching strata.ErrFenced) without publishing. After Shutdown
+// it fails with strata.ErrClosed.
 func (c *Coordinator) CheckpointAt(ctx context.Context, cut Cut) (Manifest, error) {
 	if c.isClosed() {
 		return Manifest{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
@@ -418,7 +519,7 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		}
 	}
 	t0 := time.Now()
-	m, size, err := c.publish(ctx, start, cut)
+	in, ls, err := c.publish(ctx, start, cut)
 	elapsed := time.Since(t0)
 	c.statsMu.Lock()
 	switch {
@@ -429,66 +530,454 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		c.stats.LastError = err
 	default:
 		c.stats.Created++
-		c.stats.LastTime = m.Created
+		if in.Manifest.IsDelta() {
+			c.stats.Deltas++
+		}
+		c.stats.LastTime = in.Manifest.Created
 		c.stats.LastDuration = elapsed
-		c.stats.LastID = m.ID
-		c.stats.TotalBytes += uint64(size)
+		c.stats.LastID = in.ID
+		c.stats.LastSize = in.Size
+		c.stats.TotalBytes += uint64(in.Size)
 	}
 	c.statsMu.Unlock()
 	if err != nil {
 		return Manifest{}, err
 	}
 	c.lastStart = start
-	if err := c.retain(m.ID); err != nil {
-		c.opts.Logger.Warn("checkpoint retention failed", "dir", c.opts.Dir, "err", err)
+	if err := c.retain(ctx, ls, in.ID); err != nil {
+		c.opts.Logger.Warn("checkpoint retention failed", "location", c.loc.String(), "err", err)
 	}
-	return m, nil
+	return in.Manifest, nil
 }
 
-// publish writes a checkpoint to a temporary file, checks it and renames it
-// into place. It returns the manifest and the file size.
-func (c *Coordinator) publish(ctx context.Context, start time.Time, cut *Cut) (Manifest, int64, error) {
-	if err := c.removeTemps(); err != nil {
-		return Manifest{}, 0, err
+// parseID returns the fence token and sequence of an id the Coordinator
+// made ("[tTOKEN-]SEQUENCE-TIME"); ok is false for other ids.
+func parseID(id string) (token, seq uint64, ok bool) {
+	rest := id
+	if len(id) > 22 && id[0] == 't' && id[21] == '-' {
+		t, err := strconv.ParseUint(id[1:21], 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		token, rest = t, id[22:]
 	}
-	id, err := c.nextID(start)
+	i := strings.IndexByte(rest, '-')
+	if i <= 0 {
+		return 0, 0, false
+	}
+	n, err := strconv.ParseUint(rest[:i], 10, 64)
 	if err != nil {
-		return Manifest{}, 0, err
+		return 0, 0, false
 	}
-	final := filepath.Join(c.opts.Dir, id+Ext)
-	tmp := filepath.Join(c.opts.Dir, "."+id+"."+strconv.Itoa(os.Getpid())+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	return token, n, true
+}
+
+// publish takes one checkpoint: it lists the location (once), collects
+// garbage, refuses a stale token, writes a full checkpoint or a delta and
+// publishes it. It returns the published checkpoint and the listing, with
+// it added, for retention.
+func (c *Coordinator) publish(ctx context.Context, start time.Time, cut *Cut) (Info, Listing, error) {
+	ls, err := c.loc.List(ctx)
 	if err != nil {
-		return Manifest{}, 0, fmt.Errorf("checkpoint: %w", err)
+		return Info{}, ls, err
 	}
-	fail := func(err error) (Manifest, int64, error) {
-		f.Close()
-		os.Remove(tmp)
-		return Manifest{}, 0, err
+	if len(ls.Garbage) > 0 {
+		if err := c.loc.Collect(ctx, ls.Garbage); err != nil {
+			c.opts.Logger.Warn("removing what crashed writers left failed", "location", c.loc.String(), "err", err)
+		}
 	}
-	m, err := WriteStore(ctx, f, c.store, c.opts.writerOptions(id, cut))
+	var token, newest uint64
+	if cut != nil {
+		token = cut.Token
+	}
+	for _, in := range ls.Checkpoints {
+		if t, n, ok := parseID(in.ID); ok {
+			c.seq = max(c.seq, n)
+			newest = max(newest, t)
+		}
+	}
+	if token > 0 && newest > token {
+		return Info{}, ls, fmt.Errorf("%w: checkpoint: %s holds checkpoints under fence token %d, this one is under %d (a newer lease holder checkpoints here)",
+			ErrStale, c.loc, newest, token)
+	}
+	c.seq++
+	id := fmt.Sprintf("%012d-%s", c.seq, start.UTC().Format("20060102T150405.000Z"))
+	if token > 0 {
+		id = fmt.Sprintf("t%020d-%s", token, id)
+	}
+
+	var ch changes
+	if c.tracker != nil {
+		ch = c.tracker.take()
+	}
+	parent := c.deltaParent(ls, ch)
+	p, err := c.loc.Create(ctx, id)
 	if err != nil {
-		return fail(err)
+		c.giveBack(ch)
+		return Info{}, ls, err
 	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("checkpoint: sync: %w", err))
+	var m Manifest
+	wo := c.opts.writerOptions(id, cut, parent)
+	if parent != nil {
+		m, err = writeDelta(ctx, p, c.tracker.Unwrap(), ch.sorted(), wo)
+	} else {
+		m, err = WriteStore(ctx, p, c.store, wo)
 	}
-	size, err := checkFile(f, m)
 	if err != nil {
-		return fail(err)
+		p.Abort()
+		c.giveBack(ch)
+		return Info{}, ls, err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return Manifest{}, 0, fmt.Errorf("checkpoint: %w", err)
+	in, err := p.Publish(ctx, m)
+	if err != nil {
+		c.giveBack(ch)
+		return Info{}, ls, err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return Manifest{}, 0, fmt.Errorf("checkpoint: publish: %w", err)
+	if parent == nil {
+		c.baseSize, c.deltaSize = in.Size, 0
+	} else {
+		c.deltaSize += in.Size
 	}
-	if err := syncDir(c.opts.Dir); err != nil {
-		return Manifest{}, 0, err
+	c.head = &in.Manifest
+	ls.Checkpoints = append(ls.Checkpoints, in)
+	slices.SortFunc(ls.Checkpoints, func(a, b Info) int { return strings.Compare(a.ID, b.ID) })
+	return in, ls, nil
+}
+
+// giveBack returns the changes of a failed checkpoint to the tracker.
+func (c *Coordinator) giveBack(ch changes) {
+	if c.tracker != nil {
+		c.tracker.giveBack(ch)
 	}
-	return m, size, nil
+}
+
+// deltaParent returns the checkpoint the next one can be a delta over, or
+// nil for a full checkpoint: the first of a Coordinator, the first after a
+// restore, one whose changes the tracker lost, one whose parent is no
+// longer in the location as it was published, and one that would make the
+// chain longer than MaxDeltas or its deltas larger than their base.
+func (c *Coordinator) deltaParent(ls Listing, ch changes) *Manifest {
+	h := c.head
+	if c.tracker == nil || c.opts.MaxDeltas == 0 || h == nil || !ch.known ||
+		h.Depth >= c.opts.MaxDeltas || c.deltaSize >= c.baseSize {
+		return nil
+	}
+	i, ok := slices.BinarySearchFunc(ls.Checkpoints, h.ID, func(in Info, id string) int { return strings.Compare(in.ID, id) })
+	if !ok || ls.Checkpoints[i].Err != nil || ls.Checkpoints[i].Manifest.Checksum != h.Checksum {
+		return nil
+	}
+	return h
+}
+
+// writeDelta writes a delta over opts.Parent to dst: for each of keys
+// (sorted), its value and TTL read now from s, or a delete if it is gone.
+func writeDelta(ctx context.Context, dst io.Writer, s strata.Store, keys [][]byte, opts *WriterOptions) (Manifest, error) {
+	w, err := NewWriter(dst, opts)
+	if err != nil {
+		return Manifest{}, err
+	}
+	clock := w.opts.Clock
+	const chunk = 1024
+	for i := 0; i < len(keys); i += chunk {
+		if err := ctx.Err(); err != nil {
+			w.Abort()
+			return Manifest{}, err
+		}
+		es, err := strata.GetManyWithTTL(ctx, s, keys[i:min(i+chunk, len(keys))])
+		if err != nil {
+			w.Abort()
+			return Manifest{}, err
+		}
+		now := clock.Now()
+		for _, e := range es {
+			switch {
+			case e.Value == nil, e.TTL == 0:
+				err = w.Delete(e.Key)
+			case e.TTL == strata.NoExpiry:
+				err = w.Append(e.Key, e.Value, 0)
+			case e.TTL > 0:
+				err = w.Append(e.Key, e.Value, strata.ExpiryMillis(now, e.TTL))
+			default:
+				err = strata.NewOpError("checkpoint_write", "checkpoint", e.Key,
+					fmt.Errorf("%w: store returned ttl %v", strata.ErrInvalidTTL, e.TTL))
+			}
+			if err != nil {
+				w.Abort()
+				return Manifest{}, err
+			}
+		}
+	}
+	return w.Close()
+}
+
+// retain deletes what retention no longer keeps: the checkpoints older than
+// the newest MaxCheckpoints, except keep (the one just published) and every
+// checkpoint that a kept one's chain needs. It deletes newest first, so an
+// interrupted retention never leaves a delta without its parent.
+func (c *Coordinator) retain(ctx context.Context, ls Listing, keep string) error {
+	cps := ls.Checkpoints
+	if len(cps) <= c.opts.MaxCheckpoints {
+		return nil
+	}
+	byID := indexListing(ls)
+	kept := map[string]bool{}
+	mark := func(id string) {
+		for depth := 0; id != "" && !kept[id] && depth <= MaxDepth; depth++ {
+			kept[id] = true
+			in, ok := byID[id]
+			if !ok || in.Err != nil || !in.Manifest.IsDelta() {
+				return
+			}
+			id = in.Manifest.Parent
+		}
+	}
+	mark(keep)
+	for _, in := range cps[len(cps)-c.opts.MaxCheckpoints:] {
+		mark(in.ID)
+	}
+	var errs []error
+	for _, in := range slices.Backward(cps) {
+		if !kept[in.ID] {
+			if err := c.loc.Delete(ctx, in.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// List returns the checkpoints in the location, oldest first (by id). It
+// reads each manifest but does not verify checksums: a damaged checkpoint
+// may be listed with its manifest; one whose manifest is unreadable has
+// Err set.
+func (c *Coordinator) List() ([]Info, error) { return c.ListContext(context.Background()) }
+
+// ListContext is List with a context.
+func (c *Coordinator) ListContext(ctx context.Context) ([]Info, error) {
+	ls, err := c.loc.List(ctx)
+	return ls.Checkpoints, err
+}
+
+// Verify reads checkpoint id whole (see the package function Verify) and,
+// for a delta, every checkpoint of its chain, checking that they form it,
+// and returns its manifest. A bad id fails with ErrInvalidID, a missing
+// one with ErrNoCheckpoint, a damaged one (or chain) with
+// strata.ErrCorrupt.
+func (c *Coordinator) Verify(ctx context.Context, id string) (Manifest, error) {
+	_, ms, err := c.verifyChain(ctx, id, nil)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return ms[len(ms)-1], nil
+}
+
+// Verified is the outcome of verifying one checkpoint with its chain.
+type Verified struct {
+	ID string
+	// Manifest is the verified manifest (zero when Err is set).
+	Manifest Manifest
+	// Chain lists the ids restoring it applies, the full checkpoint first.
+	Chain []string
+	// Err says why it is not valid: strata.ErrCorrupt for a damaged
+	// checkpoint or chain.
+	Err error
+}
+
+// VerifyAll verifies every checkpoint in the location with its chain, as
+// Verify does, reading each checkpoint once however many chains share it,
+// and returns the outcomes, oldest first. Only a failure to list the
+// location (or an ended ctx) is an error; damaged checkpoints are reported
+// in their Verified.
+func (c *Coordinator) VerifyAll(ctx context.Context) ([]Verified, error) {
+	ls, err := c.loc.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := indexListing(ls)
+	cache := verified{}
+	out := make([]Verified, 0, len(ls.Checkpoints))
+	for _, in := range ls.Checkpoints {
+		v := Verified{ID: in.ID}
+		chain, err := resolveChain(in, byID)
+		if err == nil {
+			var ms []Manifest
+			ms, err = verifyChain(ctx, c.loc, chain, c.opts.Limits, cache)
+			if err == nil {
+				v.Manifest = ms[len(ms)-1]
+				for _, m := range ms {
+					v.Chain = append(v.Chain, m.ID)
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		v.Err = err
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Chain returns the checkpoints that restoring id applies, the full
+// checkpoint first, as the location lists them (not verified).
+func (c *Coordinator) Chain(ctx context.Context, id string) ([]Info, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	ls, err := c.loc.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := indexListing(ls)
+	head, ok := byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s in %s", ErrNoCheckpoint, id, c.loc)
+	}
+	return resolveChain(head, byID)
+}
+
+func (c *Coordinator) verifyChain(ctx context.Context, id string, cache verified) ([]Info, []Manifest, error) {
+	chain, err := c.Chain(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := verifyChain(ctx, c.loc, chain, c.opts.Limits, cache)
+	return chain, ms, err
+}
+
+// Restore verifies checkpoint id whole (for a delta, its whole chain) and
+// then restores it into the store: nothing is written unless every link
+// verifies. Errors: ErrInvalidID, ErrNoCheckpoint, strata.ErrCorrupt, the
+// store's own errors, or strata.ErrClosed after Shutdown.
+func (c *Coordinator) Restore(ctx context.Context, id string) (Report, error) {
+	if c.isClosed() {
+		return Report{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
+	}
+	if err := ValidateID(id); err != nil {
+		return Report{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rep, err := c.restore(ctx, id)
+	c.restored(rep, err)
+	return rep, err
+}
+
+func (c *Coordinator) restore(ctx context.Context, id string) (Report, error) {
+	_, ms, err := c.verifyChain(ctx, id, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	o, _ := c.opts.restoreOptions().resolve() // checked by New
+	return applyChain(ctx, c.loc, ms, c.target(), &o)
+}
+
+// target is the store restores write to: under a Tracker, the store itself
+// (the next checkpoint is a full one anyway).
+func (c *Coordinator) target() strata.Store {
+	if c.tracker != nil {
+		return c.tracker.Unwrap()
+	}
+	return c.store
+}
+
+func (c *Coordinator) restored(rep Report, err error) {
+	if err == nil || len(rep.Chain) > 0 {
+		// The store changed: the next checkpoint cannot be a delta over
+		// the last one.
+		c.head = nil
+	}
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	c.stats.Skipped += uint64(len(rep.Skipped))
+	c.stats.LastSkipped = rep.Skipped
+	switch {
+	case err == nil:
+		c.stats.Restores++
+	case errors.Is(err, ErrNoCheckpoint) && len(rep.Skipped) == 0:
+		// an empty location: a first start, not a failure
+	default:
+		c.stats.RestoreFailures++
+		c.stats.LastError = err
+	}
+}
+
+// RestoreLatest restores the newest valid checkpoint into the store and
+// returns its report. It verifies each candidate whole (a delta with its
+// whole chain), newest first, before writing anything; a candidate that
+// fails verification (a damaged file, a missing or damaged link of its
+// chain) is skipped, logged, counted in Stats.Skipped and listed with its
+// reason in Report.Skipped, so RestoreLatest falls back to the newest
+// complete chain or full checkpoint. If none is valid the error matches
+// ErrNoCheckpoint and joins every skip reason (so it also matches
+// strata.ErrCorrupt when checkpoints were damaged). A store error while
+// applying a verified checkpoint is returned as is: RestoreLatest does not
+// fall back past a valid checkpoint.
+func (c *Coordinator) RestoreLatest(ctx context.Context) (Report, error) {
+	if c.isClosed() {
+		return Report{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rep, err := c.restoreLatest(ctx)
+	c.restored(rep, err)
+	return rep, err
+}
+
+func (c *Coordinator) restoreLatest(ctx context.Context) (Report, error) {
+	ls, err := c.loc.List(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	byID := indexListing(ls)
+	cache := verified{}
+	var skipped []Skip
+	skip := func(id string, err error) {
+		skipped = append(skipped, Skip{ID: id, Err: err})
+		c.opts.Logger.Warn("skipping invalid checkpoint", "id", id, "err", err)
+	}
+	for _, in := range slices.Backward(ls.Checkpoints) {
+		chain, err := resolveChain(in, byID)
+		if err != nil {
+			skip(in.ID, err)
+			continue
+		}
+		ms, err := verifyChain(ctx, c.loc, chain, c.opts.Limits, cache)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Report{Skipped: skipped}, ctx.Err()
+			}
+			skip(in.ID, err)
+			continue
+		}
+		o, _ := c.opts.restoreOptions().resolve() // checked by New
+		rep, err := applyChain(ctx, c.loc, ms, c.target(), &o)
+		rep.Skipped = skipped
+		return rep, err
+	}
+	errs := []error{fmt.Errorf("%w in %s (%d skipped as invalid)", ErrNoCheckpoint, c.loc, len(skipped))}
+	for _, s := range skipped {
+		errs = append(errs, s.Err)
+	}
+	return Report{Skipped: skipped}, errors.Join(errs...)
+}
+
+// verifyFile reads the checkpoint file at path whole and returns its
+// manifest.
+func verifyFile(ctx context.Context, path string, limits *Limits) (Manifest, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Manifest{}, fmt.Errorf("%w: %s", ErrNoCheckpoint, path)
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	m, err := Verify(ctx, f, limits)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return m, nil
 }
 
 // checkFile reads f back and checks both SHA-256 sums against the footer and
@@ -525,231 +1014,4 @@ func checkFile(f *os.File, m Manifest) (int64, error) {
 		return 0, corrupt("read back file does not match its checksum")
 	}
 	return size, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("checkpoint: sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("checkpoint: sync directory: %w", err)
-	}
-	return nil
-}
-
-// retain deletes the oldest checkpoints beyond MaxCheckpoints, never keep
-// (the checkpoint just published and read back, so the newest valid one).
-func (c *Coordinator) retain(keep string) error {
-	ids, err := c.ids()
-	if err != nil || len(ids) <= c.opts.MaxCheckpoints {
-		return err
-	}
-	var errs []error
-	for _, id := range ids[:len(ids)-c.opts.MaxCheckpoints] {
-		if id == keep {
-			continue
-		}
-		if err := os.Remove(filepath.Join(c.opts.Dir, id+Ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, syncDir(c.opts.Dir))
-	return errors.Join(errs...)
-}
-
-// ids returns the ids of the checkpoint files in the directory, sorted.
-func (c *Coordinator) ids() ([]string, error) {
-	des, err := os.ReadDir(c.opts.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	var ids []string
-	for _, de := range des {
-		id, ok := strings.CutSuffix(de.Name(), Ext)
-		if ok && de.Type().IsRegular() && ValidateID(id) == nil {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
-// removeTemps removes the temporary files of processes that no longer run.
-func (c *Coordinator) removeTemps() error {
-	des, err := os.ReadDir(c.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	for _, de := range des {
-		name := de.Name()
-		rest, ok := strings.CutSuffix(name, ".tmp")
-		if !ok || !strings.HasPrefix(name, ".") {
-			continue
-		}
-		i := strings.LastIndexByte(rest, '.')
-		pid, err := strconv.Atoi(rest[i+1:])
-		if err != nil || i <= 0 || (pid != os.Getpid() && processAlive(pid)) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(c.opts.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("checkpoint: remove temporary file: %w", err)
-		}
-	}
-	return nil
-}
-
-// processAlive reports whether a process with pid exists (signal 0 checks
-// without sending anything).
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// List returns the checkpoints in the directory, oldest first (by id). It
-// reads each footer but does not verify checksums: a damaged file may be
-// listed with its manifest; one whose footer is unreadable has Err set.
-func (c *Coordinator) List() ([]Info, error) {
-	ids, err := c.ids()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Info, 0, len(ids))
-	for _, id := range ids {
-		in := Info{ID: id, Path: filepath.Join(c.opts.Dir, id+Ext)}
-		f, err := os.Open(in.Path)
-		if err != nil {
-			in.Err = fmt.Errorf("checkpoint: %w", err)
-			out = append(out, in)
-			continue
-		}
-		if st, err := f.Stat(); err != nil {
-			in.Err = fmt.Errorf("checkpoint: %w", err)
-		} else {
-			in.Size, in.ModTime = st.Size(), st.ModTime()
-			in.Manifest, in.Err = ReadManifest(f, in.Size)
-		}
-		f.Close()
-		out = append(out, in)
-	}
-	return out, nil
-}
-
-// Verify reads checkpoint id whole (see the package function Verify) and
-// returns its manifest. A bad id fails with ErrInvalidID, a missing one
-// with ErrNoCheckpoint, a damaged one with strata.ErrCorrupt.
-func (c *Coordinator) Verify(ctx context.Context, id string) (Manifest, error) {
-	path, err := c.Path(id)
-	if err != nil {
-		return Manifest{}, err
-	}
-	return verifyFile(ctx, path, c.opts.Limits)
-}
-
-func verifyFile(ctx context.Context, path string, limits *Limits) (Manifest, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Manifest{}, fmt.Errorf("%w: %s", ErrNoCheckpoint, path)
-	}
-	if err != nil {
-		return Manifest{}, fmt.Errorf("checkpoint: %w", err)
-	}
-	defer f.Close()
-	m, err := Verify(ctx, f, limits)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("%s: %w", filepath.Base(path), err)
-	}
-	return m, nil
-}
-
-// Restore verifies checkpoint id whole and then restores it into the store
-// (see RestoreFile: nothing is written unless the whole file verifies).
-// Errors: ErrInvalidID, ErrNoCheckpoint, strata.ErrCorrupt, the store's
-// own errors, or strata.ErrClosed after Shutdown.
-func (c *Coordinator) Restore(ctx context.Context, id string) (Report, error) {
-	if c.isClosed() {
-		return Report{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
-	}
-	path, err := c.Path(id)
-	if err != nil {
-		return Report{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rep, err := c.restorePath(ctx, path)
-	c.restored(rep, err)
-	return rep, err
-}
-
-func (c *Coordinator) restorePath(ctx context.Context, path string) (Report, error) {
-	return RestoreFile(ctx, path, c.store, c.opts.restoreOptions())
-}
-
-func (c *Coordinator) restored(rep Report, err error) {
-	c.statsMu.Lock()
-	defer c.statsMu.Unlock()
-	c.stats.Skipped += uint64(len(rep.Skipped))
-	c.stats.LastSkipped = rep.Skipped
-	switch {
-	case err == nil:
-		c.stats.Restores++
-	case errors.Is(err, ErrNoCheckpoint) && len(rep.Skipped) == 0:
-		// an empty directory: a first start, not a failure
-	default:
-		c.stats.RestoreFailures++
-		c.stats.LastError = err
-	}
-}
-
-// RestoreLatest restores the newest valid checkpoint into the store and
-// returns its report. It verifies each candidate whole, newest first, before
-// writing anything; a candidate that fails verification is skipped, logged,
-// counted in Stats.Skipped and listed with its reason in Report.Skipped. If
-// none is valid the error matches ErrNoCheckpoint and joins every skip
-// reason (so it also matches strata.ErrCorrupt when files were damaged).
-// A store error while applying a verified checkpoint is returned as is:
-// RestoreLatest does not fall back past a valid checkpoint.
-func (c *Coordinator) RestoreLatest(ctx context.Context) (Report, error) {
-	if c.isClosed() {
-		return Report{}, fmt.Errorf("checkpoint: %w", strata.ErrClosed)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rep, err := c.restoreLatest(ctx)
-	c.restored(rep, err)
-	return rep, err
-}
-
-func (c *Coordinator) restoreLatest(ctx context.Context) (Report, error) {
-	ids, err := c.ids()
-	if err != nil {
-		return Report{}, err
-	}
-	var skipped []Skip
-	for _, id := range slices.Backward(ids) {
-		path := filepath.Join(c.opts.Dir, id+Ext)
-		m, err := verifyFile(ctx, path, c.opts.Limits)
-		if err != nil {
-			if ctx.Err() != nil {
-				return Report{Skipped: skipped}, ctx.Err()
-			}
-			skipped = append(skipped, Skip{ID: id, Err: err})
-			c.opts.Logger.Warn("skipping invalid checkpoint", "id", id, "err", err)
-			continue
-		}
-		o, _ := c.opts.restoreOptions().resolve() // checked by New
-		rep, err := applyVerified(ctx, path, m, c.store, &o)
-		rep.Skipped = skipped
-		return rep, err
-	}
-	errs := []error{fmt.Errorf("%w in %s (%d skipped as invalid)", ErrNoCheckpoint, c.opts.Dir, len(skipped))}
-	for _, s := range skipped {
-		errs = append(errs, s.Err)
-	}
-	return Report{Skipped: skipped}, errors.Join(errs...)
 }

@@ -23,16 +23,17 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newCoordinator(t *testing.T, s strata.Store, o checkpoint.Options) *checkpoint.Coordinator {
 	t.Helper()
-	if o.Dir == "" {
-		o.Dir = t.TempDir()
-	}
 	if o.Logger == nil {
 		o.Logger = quiet
+	}
+	if o.Dir == "" && o.Location == "" {
+		o.Dir = t.TempDir()
 	}
 	c, err := checkpoint.New(s, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -2,19 +2,39 @@
 // a file into any store: the same checkpoint can bring a Pebble store's
 // state into Redis, or a job's in-memory state back after a crash.
 //
-// A [Coordinator] owns a directory of checkpoints: [Coordinator.Start]
-// takes them periodically, [Coordinator.Checkpoint] on demand,
-// [Coordinator.Shutdown] a final one; retention keeps the newest
+// A [Coordinator] keeps the checkpoints of a store in a [Location]: a
+// directory, or a prefix of an object storage bucket (s3://, and gs:// or
+// azblob:// with their gocloud.dev/blob drivers), named by a URL
+// ([OpenLocation]). [Coordinator.Start] takes checkpoints periodically,
+// [Coordinator.Checkpoint] on demand, [Coordinator.CheckpointAt] at a job's
+// cut, [Coordinator.Shutdown] a final one; retention keeps the newest
 // MaxCheckpoints; [Coordinator.RestoreLatest] restores the newest valid
-// one. The lower-level [Write], [NewWriter], [NewReader], [Verify], [Apply]
-// and [RestoreFile] work on any io.Writer, io.Reader or path, for tools and
-// migrations.
+// one. The Coordinator schedules and decides; the Location publishes,
+// lists and deletes. The lower-level [Write], [NewWriter], [NewReader],
+// [Verify], [Apply] and [RestoreFile] work on any io.Writer, io.Reader or
+// path, for tools and migrations.
 //
-// # File format (version 1)
+// # Incremental checkpoints
 //
-// All integers are big-endian unless marked uvarint.
+// Over a store wrapped in a [Tracker], which records the keys written
+// through it, and with Options.MaxDeltas > 0, a checkpoint is a delta: the
+// entries changed and the keys deleted since the previous checkpoint, its
+// parent. A full checkpoint and the deltas over it form a chain, rebased to
+// a new full checkpoint after MaxDeltas deltas or once the deltas outgrow
+// their base. A restore resolves the chain, checks that each link continues
+// its parent (id, checksum, depth, base), verifies every link whole, and
+// only then applies the base and each delta in order; RestoreLatest falls
+// back past a damaged or incomplete chain to the newest whole one.
+// Retention never deletes a checkpoint that a kept one needs.
 //
-//	header   "strataCP" | version uint16 (1) | compression uint8 (0 none, 1 zstd) | 5 zero bytes
+// # File format (version 1, and version 2 for deltas)
+//
+// All integers are big-endian unless marked uvarint. Full checkpoints are
+// version 1; deltas are version 2, which is version 1 with a kind byte (0
+// put, 1 delete) before each record, and a manifest that names the parent,
+// its checksum, the chain's base and the delta's depth.
+//
+//	header   "strataCP" | version uint16 (1, or 2 for a delta) | compression uint8 (0 none, 1 zstd) | 5 zero bytes
 //	block*   raw length uint32 (> 0) | stored length uint32 | stored bytes
 //	end      8 zero bytes (a block header with both lengths 0)
 //	footer   manifest JSON | manifest length uint32 | SHA-256 [32] | "strataCE"
@@ -82,12 +102,22 @@
 //
 // # Publishing and crashes
 //
-// The Coordinator writes each checkpoint to a temporary file in the
-// directory, syncs it, reads it back to check both sums, renames it to
-// ID.ckpt and syncs the directory. A crash at any point leaves the previous
-// set of checkpoints or the new one; a partial file only ever has a
-// temporary name, which List and RestoreLatest ignore and New removes. The
-// test suite kills a checkpointing process at random points to check this.
+// In a directory, each checkpoint is written to a temporary file, synced,
+// read back to check both sums, hard-linked to ID.ckpt (which fails if the
+// name exists) and the directory synced. In a bucket, the checkpoint file
+// is uploaded as a data object first, and a small manifest object naming it
+// is published last with a conditional write (If-None-Match: *) that fails
+// if the id exists. Either way a crash at any point leaves the previous set
+// of checkpoints or the new one, and what a crashed writer left (a
+// temporary file, a data object no manifest names) is garbage that the
+// next checkpoint collects. The test suite kills a checkpointing process
+// at random points, on a directory and on S3, to check this.
+//
+// Several writers may share a location: ids are never reused, and ids of a
+// cut under a fence token sort by that token first, so a checkpoint
+// published by a leader that lost its lease never becomes the one
+// RestoreLatest picks over its successor's; such a leader's CheckpointAt
+// fails with [ErrStale].
 //
 // # Restoring
 //
@@ -109,14 +139,20 @@
 //     where.
 //   - [ErrInvalidID] (which also matches strata.ErrInvalidConfig): an id
 //     that could name a path outside the directory.
+//   - [ErrExist] (which also matches strata.ErrConflict): another writer
+//     published a checkpoint with that id first.
 //   - [ErrNoCheckpoint] (which also matches strata.ErrNotFound): no such
 //     checkpoint, or no valid one for RestoreLatest (joined with each
 //     reason it skipped one).
 //   - [ErrTooSoon]: Checkpoint called within MinInterval.
 //   - [ErrStale] (which also matches strata.ErrFenced): the target's fence
-//     is newer than the checkpoint's cut.
-//   - strata.ErrInvalidConfig: bad options.
+//     is newer than the checkpoint's cut, or the location holds
+//     checkpoints under a newer token than CheckpointAt's.
+//   - strata.ErrCorrupt also for a chain whose link is missing, damaged or
+//     not the one its child was written over, and for a bucket manifest
+//     whose data object is missing or different.
+//   - strata.ErrInvalidConfig: bad options or location URLs.
 //   - strata.ErrClosed: the Coordinator was shut down.
 //   - The store's own errors (wrapped once by the store), context errors,
-//     and file system errors, wrapped once.
+//     and file system and object storage errors, wrapped once.
 package checkpoint

@@ -5,15 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/strata-kv/strata"
 )
 
-// FormatVersion is the version of the file format this package writes. It
-// reads this version only; a file of another version fails with an error
-// matching strata.ErrCorrupt that names both versions.
-const FormatVersion = 1
+// Format versions. A full checkpoint is written in version 1, a delta in
+// version 2, which is version 1 with a kind byte before each record (so
+// that a delta can record deletes). This package reads both; a file of any
+// other version fails with an error matching strata.ErrCorrupt that names
+// it.
+const (
+	// FormatVersion is the version of full checkpoints.
+	FormatVersion = 1
+	// DeltaFormatVersion is the version of deltas.
+	DeltaFormatVersion = 2
+)
+
+// Kinds of checkpoint, as Manifest.Kind names them.
+const (
+	// KindFull is a checkpoint of every entry. Manifests of version 1
+	// written before deltas existed leave Kind empty, which means the
+	// same.
+	KindFull = "full"
+	// KindDelta is a checkpoint of the changes since its parent: the
+	// entries written and the keys deleted.
+	KindDelta = "delta"
+)
+
+// MaxDepth bounds Manifest.Depth, the number of deltas in a chain: a
+// reader refuses a deeper one as corrupt.
+const MaxDepth = 10_000
 
 // Ext is the file name extension of a published checkpoint: a checkpoint
 // with id ID lives in <dir>/ID.ckpt.
@@ -52,8 +75,9 @@ const (
 	headerLen    = 16
 	blockHdrLen  = 8
 	trailerLen   = 4 + 32 + 8 // manifest length, SHA-256, magic
-	// maxRecordOverhead is the longest encoding of a record's three varints.
-	maxRecordOverhead = 3 * binary.MaxVarintLen64
+	// maxRecordOverhead is the longest encoding of a record's kind byte
+	// (deltas) and three varints.
+	maxRecordOverhead = 1 + 3*binary.MaxVarintLen64
 	// maxExpiryMillis keeps expiry*1e6 (nanoseconds) inside int64.
 	maxExpiryMillis = math.MaxInt64 / int64(time.Millisecond)
 	// zstdMaxWindow bounds the window a block's zstd frame may declare.
@@ -175,6 +199,84 @@ type Manifest struct {
 	// holds: taken between two of its commits, the checkpoint is the state
 	// exactly at that offset (see Coordinator.CheckpointAt).
 	Cut *Cut `json:"cut,omitempty"`
+
+	// Kind is KindFull or KindDelta; empty (version 1 files written before
+	// deltas existed) means KindFull.
+	Kind string `json:"kind,omitempty"`
+	// Parent is the id of the checkpoint a delta applies over (a full
+	// checkpoint or another delta); empty for a full checkpoint.
+	Parent string `json:"parent,omitempty"`
+	// ParentChecksum is the parent's Checksum: a restore checks that the
+	// parent it found is the one the delta was written over.
+	ParentChecksum string `json:"parent_checksum,omitempty"`
+	// Base is the id of the full checkpoint at the root of a delta's
+	// chain; empty for a full checkpoint.
+	Base string `json:"base,omitempty"`
+	// Depth is a delta's place in its chain: 1 for a delta over a full
+	// checkpoint, its parent's Depth plus 1 otherwise; 0 for a full one.
+	Depth int `json:"depth,omitempty"`
+	// Deletes counts the delete records of a delta (Entries counts every
+	// record, deletes included).
+	Deletes int64 `json:"deletes,omitempty"`
+}
+
+// IsDelta reports whether m describes a delta.
+func (m *Manifest) IsDelta() bool { return m.Kind == KindDelta }
+
+// checkChain checks the chain fields of a manifest read from a file of
+// format version: a full checkpoint has none, a delta has all of them.
+func (m *Manifest) checkChain(version int) error {
+	switch m.Kind {
+	case "", KindFull:
+		if m.Parent != "" || m.ParentChecksum != "" || m.Base != "" || m.Depth != 0 || m.Deletes != 0 {
+			return corrupt("manifest of a full checkpoint names a parent, base, depth or deletes")
+		}
+		if version != FormatVersion {
+			return corrupt("full checkpoint in format version %d (want %d)", version, FormatVersion)
+		}
+	case KindDelta:
+		if version != DeltaFormatVersion {
+			return corrupt("delta in format version %d (want %d)", version, DeltaFormatVersion)
+		}
+		if err := ValidateID(m.Parent); err != nil {
+			return corrupt("delta's parent: %v", err)
+		}
+		if err := ValidateID(m.Base); err != nil {
+			return corrupt("delta's base: %v", err)
+		}
+		if !validChecksum(m.ParentChecksum) {
+			return corrupt("delta's parent checksum %q is not sha256:<64 hex digits>", m.ParentChecksum)
+		}
+		if m.Depth < 1 || m.Depth > MaxDepth {
+			return corrupt("delta depth %d (accepted: 1 to %d)", m.Depth, MaxDepth)
+		}
+		if (m.Depth == 1) != (m.Parent == m.Base) {
+			return corrupt("delta of depth %d with parent %q and base %q", m.Depth, m.Parent, m.Base)
+		}
+		if m.Parent == m.ID || m.Base == m.ID {
+			return corrupt("delta %q is its own parent or base", m.ID)
+		}
+		if m.Deletes < 0 || m.Deletes > m.Entries {
+			return corrupt("delta counts %d deletes of %d records", m.Deletes, m.Entries)
+		}
+	default:
+		return corrupt("unknown checkpoint kind %q", m.Kind)
+	}
+	return nil
+}
+
+// validChecksum reports whether s is "sha256:" and 64 lower-case hex digits.
+func validChecksum(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Cut is where a job stood when a checkpoint was taken between two of its
@@ -191,12 +293,15 @@ type Cut struct {
 	Token uint64 `json:"token,omitempty"`
 }
 
-// Record is one entry of a checkpoint.
+// Record is one entry of a checkpoint, or one delete of a delta.
 type Record struct {
 	Key   []byte
 	Value []byte
 	// ExpiresAt is the absolute expiry in Unix milliseconds; 0 means never.
 	ExpiresAt int64
+	// Delete marks a delta's record of a key deleted since the parent
+	// (Value is empty and ExpiresAt 0). Full checkpoints have none.
+	Delete bool
 }
 
 // TTL returns the time r has left at now: strata.NoExpiry when it never
@@ -204,6 +309,12 @@ type Record struct {
 func (r Record) TTL(now time.Time) time.Duration {
 	return strata.Remaining(now, r.ExpiresAt)
 }
+
+// Record kinds of a delta (format version 2): a byte before each record.
+const (
+	recordPut    = 0
+	recordDelete = 1
+)
 
 // appendRecord appends the encoding of one record: the key length, the
 // value length and the expiry as uvarints, then the key and the value.
@@ -218,6 +329,11 @@ func appendRecord(b, key, value []byte, expiresAt int64) []byte {
 // maxRawBlock is the largest raw block a reader with maxValue accepts.
 func maxRawBlock(maxValue int) int {
 	return MaxBlockSize + maxRecordOverhead + strata.MaxKeyLen + maxValue
+}
+
+// invalid returns an error matching strata.ErrInvalidConfig.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: checkpoint: %s", strata.ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
 // corrupt returns an error matching strata.ErrCorrupt.

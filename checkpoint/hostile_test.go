@@ -114,7 +114,7 @@ func TestBadHeaders(t *testing.T) {
 		{"empty", "truncated", nil},
 		{"magic", "bad magic", append([]byte("strataXX"), good[8:]...)},
 		{"text", "bad magic", []byte("hello, this is not a checkpoint file at all")},
-		{"version", "format version 2 is not supported", append([]byte("strataCP\x00\x02"), good[10:]...)},
+		{"version", "format version 3 is not supported", append([]byte("strataCP\x00\x03"), good[10:]...)},
 		{"compression", "unknown compression", append(append(bytes.Clone(good[:10]), 7), good[11:]...)},
 		{"reserved", "reserved", append(append(bytes.Clone(good[:15]), 1), good[16:]...)},
 	} {

@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(crashChild())
 	case "job":
 		os.Exit(jobChild())
+	case "chain":
+		os.Exit(chainChild())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
 		os.Exit(2)

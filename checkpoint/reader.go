@@ -78,19 +78,20 @@ func decoderFor(maxRaw int) (*zstd.Decoder, error) {
 // verified. Callers that must not act on unverified data run Verify first
 // (as RestoreFile and the Coordinator do) and read again.
 type Reader struct {
-	br     *bufio.Reader
-	h      hash.Hash
-	limits Limits
-	comp   Compression
-	maxRaw int
+	br      *bufio.Reader
+	h       hash.Hash
+	limits  Limits
+	comp    Compression
+	maxRaw  int
+	version int
 
 	block  []byte // current raw block; records alias it
 	off    int
 	stored []byte // reused buffer for compressed blocks
 
-	entries, rawBytes, dataBytes int64
-	manifest                     Manifest
-	err                          error // sticky; io.EOF once verified
+	entries, deletes, rawBytes, dataBytes int64
+	manifest                              Manifest
+	err                                   error // sticky; io.EOF once verified
 }
 
 // NewReader reads and checks the header of the checkpoint in r. Errors
@@ -109,8 +110,11 @@ func NewReader(r io.Reader, limits *Limits) (*Reader, error) {
 	if string(hdr[:8]) != headerMagic {
 		return nil, corrupt("not a checkpoint file (bad magic %q)", hdr[:8])
 	}
-	if v := binary.BigEndian.Uint16(hdr[8:]); v != FormatVersion {
-		return nil, corrupt("format version %d is not supported (this build reads version %d)", v, FormatVersion)
+	switch v := binary.BigEndian.Uint16(hdr[8:]); v {
+	case FormatVersion, DeltaFormatVersion:
+		rd.version = int(v)
+	default:
+		return nil, corrupt("format version %d is not supported (this build reads versions %d and %d)", v, FormatVersion, DeltaFormatVersion)
 	}
 	switch hdr[10] {
 	case codeZstd:
@@ -170,6 +174,10 @@ const readStep = 1 << 20
 // Compression returns the compression recorded in the header.
 func (rd *Reader) Compression() Compression { return rd.comp }
 
+// Version returns the format version recorded in the header:
+// FormatVersion for a full checkpoint, DeltaFormatVersion for a delta.
+func (rd *Reader) Version() int { return rd.version }
+
 // Next returns the next record. Its Key and Value alias the reader's block
 // buffer; the reader never overwrites them, so they stay valid, but keeping
 // one keeps its whole block (about BlockSize bytes) alive.
@@ -198,6 +206,17 @@ func (rd *Reader) Next() (Record, error) {
 func (rd *Reader) decodeRecord(b []byte) (Record, int, error) {
 	var lens [3]uint64
 	n := 0
+	del := false
+	if rd.version == DeltaFormatVersion {
+		switch b[0] {
+		case recordPut:
+		case recordDelete:
+			del = true
+		default:
+			return Record{}, 0, corrupt("unknown record kind %d in block ending at byte %d", b[0], rd.dataBytes)
+		}
+		n++
+	}
 	for i := range lens {
 		v, k := binary.Uvarint(b[n:])
 		if k <= 0 {
@@ -216,12 +235,17 @@ func (rd *Reader) decodeRecord(b []byte) (Record, int, error) {
 		return Record{}, 0, corrupt("record expiry %d ms out of range", exp)
 	case klen+vlen > uint64(len(b)-n):
 		return Record{}, 0, corrupt("record of %d bytes overruns its block", klen+vlen)
+	case del && (vlen != 0 || exp != 0):
+		return Record{}, 0, corrupt("delete record with a value or an expiry")
+	}
+	if del {
+		rd.deletes++
 	}
 	key := b[n : n+int(klen) : n+int(klen)]
 	n += int(klen)
 	val := b[n : n+int(vlen) : n+int(vlen)]
 	n += int(vlen)
-	return Record{Key: key, Value: val, ExpiresAt: int64(exp)}, n, nil
+	return Record{Key: key, Value: val, ExpiresAt: int64(exp), Delete: del}, n, nil
 }
 
 // nextBlock reads the next block, or the footer after the end marker.
@@ -303,8 +327,10 @@ func (rd *Reader) finish() error {
 		return corrupt("SHA-256 mismatch: the file was changed or damaged")
 	}
 	switch {
-	case m.FormatVersion != FormatVersion:
-		return corrupt("manifest format version %d, header %d", m.FormatVersion, FormatVersion)
+	case m.FormatVersion != rd.version:
+		return corrupt("manifest format version %d, header %d", m.FormatVersion, rd.version)
+	case m.Deletes != rd.deletes:
+		return corrupt("manifest counts %d deletes, file holds %d", m.Deletes, rd.deletes)
 	case m.Checksum != "sha256:"+hex.EncodeToString(dataSum):
 		return corrupt("manifest checksum %q does not match the data", m.Checksum)
 	case m.Entries != rd.entries:
@@ -337,6 +363,9 @@ func parseFooter(footer []byte) (Manifest, error) {
 	}
 	if err := ValidateID(m.ID); err != nil {
 		return Manifest{}, corrupt("manifest id: %v", err)
+	}
+	if err := m.checkChain(m.FormatVersion); err != nil {
+		return Manifest{}, err
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/strata-kv/strata"
 )
@@ -91,12 +92,18 @@ func (o *RestoreOptions) resolve() (RestoreOptions, error) {
 
 // Report describes a restore.
 type Report struct {
-	// ID is the checkpoint restored.
+	// ID is the checkpoint restored: for a chain, its newest delta.
 	ID string
 	// Manifest is its verified manifest.
 	Manifest Manifest
+	// Chain lists the ids of the checkpoints applied, the full checkpoint
+	// first and then each delta; just ID for a full checkpoint.
+	Chain []string
 	// Restored counts the entries written to the target.
 	Restored int64
+	// Deleted counts the keys that deltas deleted (including the keys a
+	// delta wrote with an expiry that had passed by the restore).
+	Deleted int64
 	// Expired counts the entries skipped because they had expired by the
 	// time they were written.
 	Expired int64
@@ -117,6 +124,13 @@ type Skip struct {
 // when opts.Mode is Replace. Each record keeps its remaining TTL, computed
 // when its batch is written; records expired by then are skipped.
 //
+// A delta (rd.Version() == DeltaFormatVersion) applies over the state of
+// its parent: its puts are written, its deletes deleted, and a put whose
+// expiry has passed deletes its key. Clearing the target first would lose
+// that state, so a delta needs Mode Merge (Replace fails with
+// strata.ErrInvalidConfig); restore a chain with Coordinator.Restore or
+// RestoreFile instead, which verify and apply every link.
+//
 // Apply does not verify the file before writing: the reader checks the
 // checksum only at the end, so a damaged file fails part-way, with earlier
 // batches applied. Use RestoreFile, or run Verify first, to apply only
@@ -128,12 +142,28 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 	if err != nil {
 		return Report{}, err
 	}
+	delta := rd.Version() == DeltaFormatVersion
+	if delta && o.Mode == Replace {
+		return Report{}, invalid("a delta applies over its parent's state: Apply it with Mode Merge, or restore its chain")
+	}
 	var rep Report
 	if o.Mode == Replace {
 		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
 			return rep, err
 		}
 	}
+	if err := applyRecords(ctx, rd, dst, &o, delta, &rep); err != nil {
+		return rep, err
+	}
+	rep.Manifest = rd.Manifest()
+	rep.ID = rep.Manifest.ID
+	rep.Chain = []string{rep.ID}
+	return rep, nil
+}
+
+// applyRecords writes the records of rd into dst, counting them in rep.
+// For a delta, deletes and expired puts delete their keys.
+func applyRecords(ctx context.Context, rd *Reader, dst strata.Store, o *RestoreOptions, delta bool, rep *Report) error {
 	// A goroutine reads and decompresses the next batches while this one
 	// writes: a restore into a store that syncs each batch overlaps the two.
 	// At most three batches are alive: one filling, one queued, one being
@@ -185,40 +215,48 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 		<-done
 	}()
 	ents := make([]strata.Entry, 0, o.BatchSize)
+	var dels [][]byte
 	for recs := range full {
 		if err := ctx.Err(); err != nil {
-			return rep, err
+			return err
 		}
 		now := o.Clock.Now()
-		ents = ents[:0]
+		ents, dels = ents[:0], dels[:0]
 		for _, r := range recs {
+			if r.Delete {
+				dels = append(dels, r.Key)
+				continue
+			}
 			ttl := strata.Remaining(now, r.ExpiresAt)
 			if ttl == 0 {
 				rep.Expired++
+				if delta {
+					dels = append(dels, r.Key) // its parent's value is gone too
+				}
 				continue
 			}
 			ents = append(ents, strata.Entry{Key: r.Key, Value: r.Value, TTL: ttl})
+		}
+		if len(ents) > 0 {
+			if err := strata.PutMany(ctx, dst, ents); err != nil {
+				return err
+			}
+			rep.Restored += int64(len(ents))
+		}
+		if len(dels) > 0 {
+			if _, err := strata.DeleteMany(ctx, dst, dels); err != nil {
+				return err
+			}
+			rep.Deleted += int64(len(dels))
 		}
 		clear(recs) // drop the references to their blocks
 		select {
 		case free <- recs[:0]:
 		default:
 		}
-		if len(ents) == 0 {
-			continue
-		}
-		if err := strata.PutMany(ctx, dst, ents); err != nil {
-			return rep, err
-		}
-		rep.Restored += int64(len(ents))
 	}
 	<-done
-	if readErr != nil {
-		return rep, readErr
-	}
-	rep.Manifest = rd.Manifest()
-	rep.ID = rep.Manifest.ID
-	return rep, nil
+	return readErr
 }
 
 // clearStore deletes every key dst lists, batch by batch, while listing (the
@@ -257,6 +295,10 @@ func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error)
 // damaged file therefore never restores partly; the price is reading and
 // decompressing the file twice. (Only a file changed between the passes
 // can fail in the second one; that is reported as corrupt.)
+//
+// A delta restores with its chain: path must then be ID.ckpt in the
+// directory that holds its parents, which are found, verified and applied
+// as Coordinator.Restore does.
 func RestoreFile(ctx context.Context, path string, dst strata.Store, opts *RestoreOptions) (Report, error) {
 	o, err := opts.resolve()
 	if err != nil {
@@ -266,7 +308,26 @@ func RestoreFile(ctx context.Context, path string, dst strata.Store, opts *Resto
 	if err != nil {
 		return Report{}, err
 	}
-	return applyVerified(ctx, path, m, dst, &o)
+	if m.IsDelta() {
+		if filepath.Base(path) != m.ID+Ext {
+			return Report{}, invalid("%s is delta %s: restore it from its directory, as %s%s", path, m.ID, m.ID, Ext)
+		}
+		loc, err := DirLocation(filepath.Dir(path))
+		if err != nil {
+			return Report{}, err
+		}
+		ls, err := loc.List(ctx)
+		if err != nil {
+			return Report{}, err
+		}
+		return restoreID(ctx, loc, ls, m.ID, dst, &o, nil)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	return applyVerified(ctx, []io.Reader{f}, []Manifest{m}, dst, &o)
 }
 
 // checkFence fails with ErrStale when m records a cut under a fence and dst
@@ -286,24 +347,34 @@ func checkFence(ctx context.Context, m Manifest, dst strata.Store, force bool) e
 	return nil
 }
 
-// applyVerified is the second pass of RestoreFile: m is the manifest the
-// first pass verified.
-func applyVerified(ctx context.Context, path string, m Manifest, dst strata.Store, o *RestoreOptions) (Report, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Report{}, fmt.Errorf("checkpoint: %w", err)
-	}
-	defer f.Close()
-	if err := checkFence(ctx, m, dst, o.Force); err != nil {
+// applyVerified is the second pass of a restore: files are the links of a
+// chain (base first, or one full checkpoint), opened for reading, and ms
+// their manifests as the first pass verified them.
+func applyVerified(ctx context.Context, files []io.Reader, ms []Manifest, dst strata.Store, o *RestoreOptions) (Report, error) {
+	head := ms[len(ms)-1]
+	if err := checkFence(ctx, head, dst, o.Force); err != nil {
 		return Report{}, err
 	}
-	rd, err := NewReader(f, o.Limits)
-	if err != nil {
-		return Report{}, err
+	var rep Report
+	if o.Mode == Replace {
+		var err error
+		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
+			return rep, err
+		}
 	}
-	rep, err := Apply(ctx, rd, dst, o)
-	if err == nil && rep.Manifest.Checksum != m.Checksum {
-		err = corrupt("%s changed between verification and restore", path)
+	for i, f := range files {
+		rd, err := NewReader(f, o.Limits)
+		if err != nil {
+			return rep, err
+		}
+		if err := applyRecords(ctx, rd, dst, o, i > 0, &rep); err != nil {
+			return rep, err
+		}
+		if rd.Manifest().Checksum != ms[i].Checksum {
+			return rep, corrupt("%s changed between verification and restore", ms[i].ID)
+		}
+		rep.Chain = append(rep.Chain, ms[i].ID)
 	}
-	return rep, err
+	rep.Manifest, rep.ID = head, head.ID
+	return rep, nil
 }

@@ -36,6 +36,13 @@ type WriterOptions struct {
 	// checkpointed state reflects (see Manifest.Cut). Default none.
 	Cut *Cut
 
+	// Parent makes the Writer write a delta over the checkpoint Parent
+	// describes (format version 2): records are the entries written since
+	// it (Append) and the keys deleted since it (Delete). The manifest
+	// names the parent, its checksum, the chain's base and the depth.
+	// Default nil: a full checkpoint (format version 1).
+	Parent *Manifest
+
 	// Compression of the record blocks. Default: zstd.
 	Compression Compression
 
@@ -75,6 +82,17 @@ func (o *WriterOptions) resolve() (WriterOptions, error) {
 	}
 	if r.Source == "" {
 		r.Source = "unknown"
+	}
+	if p := r.Parent; p != nil {
+		if err := ValidateID(p.ID); err != nil {
+			return r, fmt.Errorf("%w: checkpoint: parent: %w", strata.ErrInvalidConfig, err)
+		}
+		if !validChecksum(p.Checksum) {
+			return r, fmt.Errorf("%w: checkpoint: parent %s has no checksum", strata.ErrInvalidConfig, p.ID)
+		}
+		if p.Depth >= MaxDepth {
+			return r, fmt.Errorf("%w: checkpoint: parent %s is at depth %d, the limit", strata.ErrInvalidConfig, p.ID, p.Depth)
+		}
 	}
 	switch r.Compression {
 	case CompressionDefault, CompressionZstd, CompressionNone:
@@ -123,7 +141,9 @@ type Writer struct {
 	mu   sync.Mutex
 	werr error // the worker's first error
 
+	version   uint16
 	entries   int64
+	deletes   int64
 	rawBytes  int64
 	dataBytes int64 // written by the worker until done is closed
 	ended     bool
@@ -149,6 +169,13 @@ func NewWriter(dst io.Writer, opts *WriterOptions) (*Writer, error) {
 	if w.opts.ID == "" {
 		w.opts.ID = w.created.Format("20060102T150405.000Z")
 	}
+	w.version = FormatVersion
+	if o.Parent != nil {
+		w.version = DeltaFormatVersion
+		if o.Parent.ID == w.opts.ID {
+			return nil, fmt.Errorf("%w: checkpoint: a delta cannot be its own parent (%s)", strata.ErrInvalidConfig, w.opts.ID)
+		}
+	}
 	code := byte(codeZstd)
 	if o.Compression == CompressionNone {
 		code = codeNone
@@ -163,7 +190,7 @@ func NewWriter(dst io.Writer, opts *WriterOptions) (*Writer, error) {
 	}
 	var hdr [headerLen]byte
 	copy(hdr[:], headerMagic)
-	binary.BigEndian.PutUint16(hdr[8:], FormatVersion)
+	binary.BigEndian.PutUint16(hdr[8:], w.version)
 	hdr[10] = code
 	if err := w.write(hdr[:]); err != nil {
 		return nil, err
@@ -228,6 +255,20 @@ func (w *Writer) workerErr() error {
 // most MaxValueSize bytes) and its absolute expiry in Unix milliseconds, 0
 // for none. The Writer copies key and value before Append returns.
 func (w *Writer) Append(key, value []byte, expiresAt int64) error {
+	return w.append(key, value, expiresAt, false)
+}
+
+// Delete adds a delete record for key to a delta (WriterOptions.Parent):
+// restoring the delta deletes key. A full checkpoint has no deletes: Delete
+// fails with strata.ErrInvalidConfig there.
+func (w *Writer) Delete(key []byte) error {
+	if w.version != DeltaFormatVersion {
+		return fmt.Errorf("%w: checkpoint: delete records exist only in deltas (WriterOptions.Parent)", strata.ErrInvalidConfig)
+	}
+	return w.append(key, nil, 0, true)
+}
+
+func (w *Writer) append(key, value []byte, expiresAt int64, del bool) error {
 	if w.err != nil {
 		return w.err
 	}
@@ -251,6 +292,14 @@ func (w *Writer) Append(key, value []byte, expiresAt int64) error {
 		}
 	}
 	n := len(w.cur)
+	switch {
+	case w.version == FormatVersion:
+	case del:
+		w.cur = append(w.cur, recordDelete)
+		w.deletes++
+	default:
+		w.cur = append(w.cur, recordPut)
+	}
 	w.cur = appendRecord(w.cur, key, value, expiresAt)
 	w.entries++
 	w.rawBytes += int64(len(w.cur) - n)
@@ -302,7 +351,7 @@ func (w *Writer) Close() (Manifest, error) {
 		return Manifest{}, err
 	}
 	m := Manifest{
-		FormatVersion:   FormatVersion,
+		FormatVersion:   int(w.version),
 		ID:              w.opts.ID,
 		Created:         w.created,
 		Entries:         w.entries,
@@ -313,6 +362,13 @@ func (w *Writer) Close() (Manifest, error) {
 		Checksum:        "sha256:" + hex.EncodeToString(w.h.Sum(nil)),
 		Labels:          w.opts.Labels,
 		Cut:             w.opts.Cut,
+	}
+	if p := w.opts.Parent; p != nil {
+		m.Kind, m.Parent, m.ParentChecksum, m.Depth, m.Deletes = KindDelta, p.ID, p.Checksum, p.Depth+1, w.deletes
+		m.Base = p.Base
+		if !p.IsDelta() {
+			m.Base = p.ID
+		}
 	}
 	js, err := json.Marshal(m)
 	if err != nil {

@@ -19,10 +19,12 @@
 //
 //	[checkpoint]                    # see checkpoint.Options
 //	checkpoint_dir = "/var/lib/app/checkpoints"
+//	# location = "s3://bucket/prefix?region=eu-west-1"   instead of checkpoint_dir
 //	interval = "60s"
 //	max_checkpoints = 5
 //	compress = true
 //	min_interval = "10s"
+//	max_deltas = 10                 # incremental checkpoints (default 0: full only)
 //
 // and the layout of the stream processors whose state layer strata
 // replaces, as their operators have it in production (docs/config.md in
@@ -134,6 +136,13 @@ type Checkpoint struct {
 	MaxCheckpoints int `toml:"max_checkpoints"`
 	// Compress is nil when the file does not say (the default, zstd).
 	Compress *bool `toml:"compress"`
+	// Location is the URL of the checkpoints' location (location), such as
+	// s3://bucket/prefix?region=eu-west-1, instead of checkpoint_dir.
+	// CHECKPOINT_DIR, when set, replaces either.
+	Location string `toml:"location"`
+	// MaxDeltas is the longest chain of incremental checkpoints
+	// (max_deltas). Default 0: full checkpoints only.
+	MaxDeltas int `toml:"max_deltas"`
 }
 
 // Load reads and parses the config file at path (see the package
@@ -183,9 +192,15 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		if n := c.Checkpoint.MaxCheckpoints; cp["max_checkpoints"] != nil && n < 1 {
 			errs = append(errs, fmt.Errorf("checkpoint.max_checkpoints: %d is not a positive number", n))
 		}
+		if n := c.Checkpoint.MaxDeltas; n < 0 {
+			errs = append(errs, fmt.Errorf("checkpoint.max_deltas: %d is negative", n))
+		}
+		if c.Checkpoint.Location != "" && c.Checkpoint.Dir != "" {
+			errs = append(errs, errors.New("checkpoint: give checkpoint_dir or location, not both"))
+		}
 	}
 	if dir := getenv("CHECKPOINT_DIR"); dir != "" {
-		c.Checkpoint.Dir = dir
+		c.Checkpoint.Dir, c.Checkpoint.Location = dir, ""
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: config: %w", strata.ErrInvalidConfig, errors.Join(errs...))
@@ -273,8 +288,8 @@ func (s State) LogValue() slog.Value {
 
 // String describes c, showing an unset Compress as the default.
 func (c Checkpoint) String() string {
-	return fmt.Sprintf("{Enabled: %t, Dir: %q, Interval: %v, MinInterval: %v, MaxCheckpoints: %d, Compress: %s}",
-		c.Enabled, c.Dir, c.Interval, c.MinInterval, c.MaxCheckpoints, c.compress())
+	return fmt.Sprintf("{Enabled: %t, Dir: %q, Location: %q, Interval: %v, MinInterval: %v, MaxCheckpoints: %d, MaxDeltas: %d, Compress: %s}",
+		c.Enabled, c.Dir, strata.RedactURL(c.Location), c.Interval, c.MinInterval, c.MaxCheckpoints, c.MaxDeltas, c.compress())
 }
 
 func (c Checkpoint) compress() string {
@@ -289,9 +304,11 @@ func (c Checkpoint) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("enabled", c.Enabled),
 		slog.String("dir", c.Dir),
+		slog.String("location", strata.RedactURL(c.Location)),
 		slog.Duration("interval", c.Interval),
 		slog.Duration("min_interval", c.MinInterval),
 		slog.Int("max_checkpoints", c.MaxCheckpoints),
+		slog.Int("max_deltas", c.MaxDeltas),
 		slog.String("compress", c.compress()),
 	)
 }

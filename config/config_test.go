@@ -180,7 +180,7 @@ func TestFromConfig(t *testing.T) {
 		}
 	}
 	for doc, want := range map[string]string{
-		"[checkpoint]\nenabled = true\n":     "checkpoint_dir (or CHECKPOINT_DIR) is required",
+		"[checkpoint]\nenabled = true\n":     "checkpoint_dir, location (or CHECKPOINT_DIR) is required",
 		"[checkpoint]\ninterval = \"-1s\"\n": `"-1s" is not a non-negative duration`,
 	} {
 		cfg, err := config.Parse([]byte(doc), nil)
@@ -198,5 +198,31 @@ func TestFromConfig(t *testing.T) {
 	}
 	if coord, err := checkpoint.FromConfig(cfg, s, &checkpoint.Options{Dir: callerDir}); coord != nil || err != nil {
 		t.Fatalf("FromConfig without [checkpoint] = %v, %v; want nil, nil", coord, err)
+	}
+}
+
+func TestCheckpointLocation(t *testing.T) {
+	doc := "[checkpoint]\nlocation = \"s3://bucket/ckpt?region=eu-west-1\"\nmax_deltas = 10\n"
+	c, err := config.Parse([]byte(doc), nil)
+	if err != nil || c.Checkpoint.Location != "s3://bucket/ckpt?region=eu-west-1" || c.Checkpoint.MaxDeltas != 10 {
+		t.Fatalf("parsed %+v, %v", c, err)
+	}
+	o := checkpoint.OptionsFromConfig(c.Checkpoint)
+	if o.Location != "s3://bucket/ckpt?region=eu-west-1" || o.MaxDeltas != 10 || o.Dir != "" {
+		t.Fatalf("options %+v", o)
+	}
+	for _, bad := range []string{
+		"[checkpoint]\nmax_deltas = -1\n",
+		"[checkpoint]\nlocation = \"s3://b/p\"\ncheckpoint_dir = \"/d\"\n",
+	} {
+		if _, err := config.Parse([]byte(bad), nil); !errors.Is(err, strata.ErrInvalidConfig) {
+			t.Fatalf("%q: %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+	// CHECKPOINT_DIR, as the deployment sets it, replaces the file's
+	// location too.
+	c, err = config.Parse([]byte(doc), func(k string) string { return map[string]string{"CHECKPOINT_DIR": "/mnt/ckpt"}[k] })
+	if err != nil || c.Checkpoint.Dir != "/mnt/ckpt" || c.Checkpoint.Location != "" {
+		t.Fatalf("CHECKPOINT_DIR over a location: %+v, %v", c.Checkpoint, err)
 	}
 }

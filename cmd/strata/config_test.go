@@ -65,7 +65,7 @@ func TestConfigFileDrivesTheCommand(t *testing.T) {
 	}
 
 	// The checkpoint commands take the [checkpoint] table's settings.
-	created := regexp.MustCompile(`created (\S+):`).FindStringSubmatch(run(t, "--config", cfg, "checkpoint", "create"))
+	created := regexp.MustCompile(`created (\S+) in `).FindStringSubmatch(run(t, "--config", cfg, "checkpoint", "create"))
 	if created == nil {
 		t.Fatal("checkpoint create printed no id")
 	}
@@ -89,7 +89,7 @@ func TestConfigFileDrivesTheCommand(t *testing.T) {
 	// The demo: the store and the checkpoints of the file, then a restart
 	// that resumes from the store's offset.
 	first := run(t, "--config", cfg, "demo", "--duration", "1s", "--rate", "5000", "--batch", "100")
-	if !strings.Contains(first, "demo: store of "+cfg+" behind a tier, checkpoints in "+dir+" every 10s") {
+	if !strings.Contains(first, "demo: store of "+cfg+" behind a tier, checkpoints in file://"+dir+" every 10s") {
 		t.Fatalf("first run:\n%s", first)
 	}
 	stopped := regexp.MustCompile(`stopped at offset (\d+) \(\d+ events this run\); \d+ windows hold (\d+) events; last checkpoint (\S+)`).FindStringSubmatch(first)

@@ -38,6 +38,7 @@ type demoConfig struct {
 	data        string
 	store       string
 	ckptDir     string
+	maxDeltas   int
 	ckptEvery   time.Duration
 	duration    time.Duration
 	batch       int
@@ -77,7 +78,10 @@ for the lease, and a process that lost it (paused past its TTL, say) has
 its late commits rejected instead of applied twice.
 
 Every --checkpoint-every it checkpoints the store between two commits, so
-each checkpoint holds windows and offset of the same instant. On start it
+each checkpoint holds windows and offset of the same instant: into a
+directory or any checkpoint location URL (--checkpoint-dir s3://bucket/demo?…),
+and, up to --max-deltas times in a row, as a delta of the keys the commits
+changed since the previous checkpoint (a Tracker records them). On start it
 resumes from the offset the store holds, or, if the store is empty,
 restores the newest valid checkpoint; on Ctrl-C (or after --duration) it
 takes a final checkpoint and checks that the windows hold exactly the
@@ -106,7 +110,8 @@ interval, retention and compression; with enabled = false (or no
 	f := cmd.Flags()
 	f.StringVar(&cfg.data, "data", filepath.Join(os.TempDir(), "strata-demo"), "directory of the default Pebble store and checkpoints")
 	f.StringVar(&cfg.store, "store", "", "store URL (default: pebble://<data>/state)")
-	f.StringVar(&cfg.ckptDir, "checkpoint-dir", "", "checkpoint directory (default: <data>/checkpoints)")
+	f.StringVar(&cfg.ckptDir, "checkpoint-dir", "", "checkpoint directory or location URL: a path, file:///path, s3://bucket/prefix?endpoint=…&region=… (default: <data>/checkpoints)")
+	f.IntVar(&cfg.maxDeltas, "max-deltas", 10, "incremental checkpoints between two full ones (0: full checkpoints only)")
 	f.DurationVar(&cfg.ckptEvery, "checkpoint-every", 3*time.Second, "time between checkpoints")
 	f.DurationVar(&cfg.duration, "duration", 10*time.Second, "stop after this long (0: run until Ctrl-C)")
 	f.IntVar(&cfg.batch, "batch", 500, "events per batch")
@@ -123,9 +128,9 @@ interval, retention and compression; with enabled = false (or no
 }
 
 func (c *demoConfig) validate() error {
-	if c.window < time.Millisecond || c.batch < 1 || c.rate < 0 || len(c.streams) == 0 || c.ckptEvery <= 0 || c.duration < 0 ||
+	if c.window < time.Millisecond || c.batch < 1 || c.rate < 0 || len(c.streams) == 0 || c.ckptEvery <= 0 || c.duration < 0 || c.maxDeltas < 0 ||
 		c.leaseTTL < 10*time.Millisecond || c.job == "" || strings.ContainsAny(c.job, "{}") {
-		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0, "+
+		return fmt.Errorf("%w: demo needs --window >= 1ms, --batch >= 1, --rate >= 0, --checkpoint-every > 0, --duration >= 0, --max-deltas >= 0, "+
 			"--lease-ttl >= 10ms, --streams, and a --job name without braces", strata.ErrInvalidConfig)
 	}
 	if c.file != nil {
@@ -160,7 +165,8 @@ func (c *demoConfig) event(offset uint64) (stream string, at time.Time, value fl
 type demo struct {
 	cfg      demoConfig
 	out      io.Writer
-	store    strata.Store // what the job reads and commits to: the tier, or the store
+	store    strata.Store // what the job reads and commits to: the Tracker over base
+	base     strata.Store // the tier, or the store
 	tier     *tier.Tier
 	windows  *strata.Typed[window.State]
 	tumbling window.Tumbling
@@ -247,7 +253,7 @@ func (d *demo) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.store = s
+	d.base = s
 	if t, ok := s.(*tier.Tier); ok {
 		d.tier = t // the config file put one in front
 	} else if !d.cfg.noTier {
@@ -255,27 +261,40 @@ func (d *demo) open(ctx context.Context) error {
 			s.Close()
 			return err
 		}
-		d.store = d.tier
+		d.base = d.tier
 	}
+	// Every write of the job goes through the Tracker, which tells the
+	// Coordinator what changed since the last checkpoint.
+	tr, err := checkpoint.Track(d.base, nil)
+	if err != nil {
+		d.base.Close()
+		return err
+	}
+	d.store = tr
 	d.windows = strata.NewTyped(d.store, strata.Codec[window.State](strata.Binary[window.State, *window.State]{}))
-	opts := &checkpoint.Options{Aligned: true, Interval: d.cfg.ckptEvery,
+	// Merge: restoring the job's state must not clear the other keys of a
+	// shared store.
+	opts := &checkpoint.Options{Aligned: true, Interval: d.cfg.ckptEvery, MaxDeltas: d.cfg.maxDeltas, Mode: checkpoint.Merge,
 		Logger: slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if d.cfg.file != nil {
 		d.coord, err = checkpoint.FromConfig(d.cfg.file, d.store, opts)
 	} else {
-		opts.Dir, opts.MaxCheckpoints = d.cfg.ckptDir, 3
+		opts.Location, opts.MaxCheckpoints = d.cfg.ckptDir, 3
 		d.coord, err = checkpoint.New(d.store, opts)
 	}
 	if err == nil {
 		d.leaser, err = openLocker(ctx, d.cfg.lock, baseStore(s))
 	}
 	if err != nil {
-		d.store.Close()
+		if d.coord != nil {
+			d.coord.Close()
+		}
+		d.base.Close()
 		return err
 	}
 	ckpts := "no checkpoints (the config file disables them)"
 	if d.coord != nil {
-		ckpts = fmt.Sprintf("checkpoints in %s every %v", d.coord.Dir(), d.cfg.ckptEvery)
+		ckpts = fmt.Sprintf("checkpoints in %s every %v", d.coord.Location(), d.cfg.ckptEvery)
 	}
 	fmt.Fprintf(d.out, "demo: store %s%s, %s\n", where, map[bool]string{true: " behind a tier", false: ""}[d.tier != nil], ckpts)
 	return nil
@@ -285,7 +304,10 @@ func (d *demo) close() {
 	if d.leaser != nil {
 		d.leaser.close()
 	}
-	d.store.Close()
+	if d.coord != nil {
+		d.coord.Close()
+	}
+	d.base.Close()
 }
 
 // restore reads the offset to resume from: the store's own, or, when the
@@ -528,6 +550,9 @@ func (d *demo) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	d.lastCkpt = m.ID
+	if m.IsDelta() {
+		d.lastCkpt += fmt.Sprintf(" (delta %d, %d keys)", m.Depth, m.Entries)
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-kv/strata/internal/testserver"
 	"github.com/strata-kv/strata/internal/wait"
 )
 
@@ -81,5 +82,27 @@ func TestDemoServesMetrics(t *testing.T) {
 	})
 	if err := <-done; err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+}
+
+// The demo's checkpoints are deltas between full ones, and go to any
+// location URL: here an S3 bucket. (On the in-memory store, which commits
+// on every build: the state itself is not what this checks.)
+func TestDemoDeltasOnS3(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	loc := srv.URL("demo")
+	out := run(t, "demo", "--data", t.TempDir(), "--store", "mem://", "--no-tier", "--checkpoint-dir", loc,
+		"--duration", "1500ms", "--checkpoint-every", "100ms", "--batch", "200", "--max-deltas", "3")
+	if !strings.Contains(out, "checkpoints in s3://strata/demo/") || !regexp.MustCompile(`last checkpoint \S+ \(delta \d, \d+ keys\)`).MatchString(out) {
+		t.Fatalf("demo:\n%s", out)
+	}
+	wantExact(t, out)
+	list := run(t, "checkpoint", "list", "--location", loc)
+	if !strings.Contains(list, "delta ") || !strings.Contains(list, "full") {
+		t.Fatalf("list:\n%s", list)
+	}
+	if out := run(t, "checkpoint", "verify", "--location", loc); strings.Contains(out, "FAILED") {
+		t.Fatalf("verify:\n%s", out)
 	}
 }

@@ -1,9 +1,13 @@
 // Package testserver starts real servers for tests: redis-server
-// (standalone, TLS, ACL users, Cluster) and PostgreSQL, each on free
-// loopback ports in a temporary directory, stopped when the test ends.
+// (standalone, TLS, ACL users, Cluster), PostgreSQL, and an S3-compatible
+// object store (SeaweedFS's `weed mini`), each on free loopback ports in a
+// temporary directory, stopped when the test ends.
 //
 // A server whose binary is missing fails the test under CI=true, with the
 // command that installs it; elsewhere the test is skipped with that message.
+// scripts/install-deps.sh installs them all: redis-server and PostgreSQL
+// from Debian's packages, weed built from the Go module proxy into
+// $(go env GOPATH)/bin, where StartS3 looks for it after PATH.
 package testserver
 
 import (

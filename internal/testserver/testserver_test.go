@@ -3,10 +3,14 @@ package testserver
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -25,6 +29,29 @@ func TestRedis(t *testing.T) {
 	}
 	if got := r.CLI(t, "GET", "k"); got != "v" {
 		t.Fatalf("redis-cli GET = %q, want v", got)
+	}
+}
+
+// TestS3 checks what the checkpoint tests rely on: the bucket exists, and a
+// conditional write (If-None-Match: *) of an existing key fails with 412.
+func TestS3(t *testing.T) {
+	s := StartS3(t)
+	c := s.Client(t)
+	put := func() error {
+		_, err := c.PutObject(t.Context(), &s3.PutObjectInput{
+			Bucket: aws.String(s.Bucket), Key: aws.String("k"), Body: strings.NewReader("v"), IfNoneMatch: aws.String("*"),
+		})
+		return err
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	var re *awshttp.ResponseError
+	if err := put(); !errors.As(err, &re) || re.HTTPStatusCode() != 412 {
+		t.Fatalf("second conditional put: %v, want HTTP 412", err)
+	}
+	if !strings.HasPrefix(s.URL("p"), "s3://strata/p?") {
+		t.Fatalf("URL = %q", s.URL("p"))
 	}
 }
 
