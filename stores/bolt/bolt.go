@@ -243,10 +243,10 @@ func parseURL(u *url.URL) (string, *Options, error) {
 		path = u.Opaque
 	case u.Host != "":
 		return "", nil, fmt.Errorf("%w: store URL %q: a bolt URL names a file, not a host: write bolt:///absolute/path or bolt:relative/path",
-			strata.ErrInvalidConfig, u.Redacted())
+			strata.ErrInvalidConfig, strata.RedactURL(u.String()))
 	}
 	if path == "" {
-		return "", nil, fmt.Errorf("%w: store URL %q: no file path (bolt:///var/lib/app/state.db)", strata.ErrInvalidConfig, u.Redacted())
+		return "", nil, fmt.Errorf("%w: store URL %q: no file path (bolt:///var/lib/app/state.db)", strata.ErrInvalidConfig, strata.RedactURL(u.String()))
 	}
 	return path, opts, nil
 }

@@ -294,10 +294,10 @@ func parseURL(u *url.URL) (string, *Options, error) {
 		dir = u.Opaque
 	case u.Host != "":
 		return "", nil, fmt.Errorf("%w: store URL %q: a pebble URL names a directory, not a host: write pebble:///absolute/dir or pebble:relative/dir",
-			strata.ErrInvalidConfig, u.Redacted())
+			strata.ErrInvalidConfig, strata.RedactURL(u.String()))
 	}
 	if dir == "" {
-		return "", nil, fmt.Errorf("%w: store URL %q: no directory (pebble:///var/lib/app/state)", strata.ErrInvalidConfig, u.Redacted())
+		return "", nil, fmt.Errorf("%w: store URL %q: no directory (pebble:///var/lib/app/state)", strata.ErrInvalidConfig, strata.RedactURL(u.String()))
 	}
 	return dir, opts, nil
 }
