@@ -64,6 +64,27 @@ type RestoreOptions struct {
 	// fence (see ErrStale), rolling back the state a newer lease holder
 	// committed. Default false: such a restore fails and writes nothing.
 	Force bool
+
+	// Progress, if set, is called from the goroutine that restores: once
+	// when the restore begins to change the target (after verification and
+	// the fence check, before clearing), then after each batch it clears
+	// or writes. Default: none.
+	Progress func(Progress)
+
+	// verified is the manifest of a file RestoreFile has verified, for
+	// Progress.
+	verified *Manifest
+}
+
+// Progress is how far a restore has come.
+type Progress struct {
+	// ID and Entries are the checkpoint's id and entry count, known when
+	// the file was verified first (RestoreFile, Coordinator.Restore and
+	// RestoreLatest); "" and 0 for Apply on its own.
+	ID      string
+	Entries int64
+	// Cleared, Restored and Expired are the counts of the Report so far.
+	Cleared, Restored, Expired int64
 }
 
 func (o *RestoreOptions) resolve() (RestoreOptions, error) {
@@ -129,8 +150,23 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 		return Report{}, err
 	}
 	var rep Report
+	progress := func() {
+		if o.Progress == nil {
+			return
+		}
+		p := Progress{Cleared: rep.Cleared, Restored: rep.Restored, Expired: rep.Expired}
+		if o.verified != nil {
+			p.ID, p.Entries = o.verified.ID, o.verified.Entries
+		}
+		o.Progress(p)
+	}
+	progress()
 	if o.Mode == Replace {
-		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
+		rep.Cleared, err = clearStore(ctx, dst, o.BatchSize, func(n int64) {
+			rep.Cleared = n
+			progress()
+		})
+		if err != nil {
 			return rep, err
 		}
 	}
@@ -205,12 +241,14 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 		default:
 		}
 		if len(ents) == 0 {
+			progress()
 			continue
 		}
 		if err := strata.PutMany(ctx, dst, ents); err != nil {
 			return rep, err
 		}
 		rep.Restored += int64(len(ents))
+		progress()
 	}
 	<-done
 	if readErr != nil {
@@ -222,8 +260,9 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 }
 
 // clearStore deletes every key dst lists, batch by batch, while listing (the
-// strata contract allows writes during Keys).
-func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error) {
+// strata contract allows writes during Keys), and reports the count so far
+// to cleared after each batch.
+func clearStore(ctx context.Context, dst strata.Store, batch int, cleared func(int64)) (int64, error) {
 	var n int64
 	keys := make([][]byte, 0, batch)
 	del := func() error {
@@ -233,6 +272,9 @@ func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error)
 		d, err := strata.DeleteMany(ctx, dst, keys)
 		n += int64(d)
 		keys = keys[:0]
+		if err == nil {
+			cleared(n)
+		}
 		return err
 	}
 	for k, err := range dst.Keys(ctx, nil) {
@@ -301,7 +343,9 @@ func applyVerified(ctx context.Context, path string, m Manifest, dst strata.Stor
 	if err != nil {
 		return Report{}, err
 	}
-	rep, err := Apply(ctx, rd, dst, o)
+	ov := *o
+	ov.verified = &m
+	rep, err := Apply(ctx, rd, dst, &ov)
 	if err == nil && rep.Manifest.Checksum != m.Checksum {
 		err = corrupt("%s changed between verification and restore", path)
 	}
