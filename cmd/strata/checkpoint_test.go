@@ -52,7 +52,7 @@ func TestCheckpointCommands(t *testing.T) {
 	if !strings.Contains(out, "skipped "+second[1]) || !strings.Contains(out, "restored "+first[1]) {
 		t.Fatalf("restore:\n%s", out)
 	}
-	if got := run(t, "get", "--store", store, "offset"); got != "100" {
+	if got := run(t, "get", "--store", store, "offset"); got != "100\n" {
 		t.Fatalf("offset after restore = %q, want the first checkpoint's 100", got)
 	}
 }
