@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -62,6 +63,31 @@ func (f *checkpointFlags) coordinator(cmd *cobra.Command, s strata.Store) (*chec
 	return checkpoint.New(s, o)
 }
 
+// existing returns the options of the commands that read checkpoints: for
+// them a directory that does not exist is an error matching
+// strata.ErrNotFound, not one to create (as checkpoint.New would).
+func (f *checkpointFlags) existing(cmd *cobra.Command) (*checkpoint.Options, error) {
+	o, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(o.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint directory %s: %w", o.Dir, strata.ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("checkpoint directory: %w", err)
+	}
+	return o, nil
+}
+
+// reader opens a Coordinator over an existing directory, without a store.
+func (f *checkpointFlags) reader(cmd *cobra.Command) (*checkpoint.Coordinator, error) {
+	o, err := f.existing(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.New(nil, o)
+}
+
 func newCheckpoint() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
@@ -107,15 +133,22 @@ func newCheckpointList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the checkpoints in --dir, newest last (without verifying them)",
-		Args:  cobra.NoArgs,
+		Long: `list prints the checkpoints in --dir, oldest first, from their manifests,
+without verifying them (verify does); --json prints a JSON array of objects
+{"id", "path", "size_bytes", "manifest", "error"}. A directory that does
+not exist fails with exit code 3.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.coordinator(cmd, nil)
+			c, err := f.reader(cmd)
 			if err != nil {
 				return err
 			}
 			infos, err := c.List()
 			if err != nil {
 				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), listJSON(infos))
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tCREATED\tENTRIES\tSIZE\tSOURCE\tSTATE")
@@ -131,6 +164,7 @@ func newCheckpointList() *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
+	f.registerJSON(cmd)
 	return cmd
 }
 
@@ -139,8 +173,12 @@ func newCheckpointVerify() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [ID...]",
 		Short: "Verify the checksums and structure of checkpoints (all by default)",
+		Long: `verify reads checkpoints whole, checking their structure, counts and both
+SHA-256 sums: those named, or every one in --dir. It fails when one does
+not verify (exit code 1), and when the directory, a named checkpoint, or
+any checkpoint at all is missing (exit code 3).`,
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			c, err := f.coordinator(cmd, nil)
+			c, err := f.reader(cmd)
 			if err != nil {
 				return err
 			}
@@ -151,6 +189,9 @@ func newCheckpointVerify() *cobra.Command {
 				}
 				for _, in := range infos {
 					ids = append(ids, in.ID)
+				}
+				if len(ids) == 0 {
+					return fmt.Errorf("%w in %s", checkpoint.ErrNoCheckpoint, c.Dir())
 				}
 			}
 			var bad []error
@@ -175,56 +216,51 @@ func newCheckpointVerify() *cobra.Command {
 
 func newCheckpointRestore() *cobra.Command {
 	var (
-		f     checkpointFlags
-		merge bool
-		force bool
+		f checkpointFlags
+		r restoreFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [ID]",
 		Short: "Restore a checkpoint into --store (the newest valid one by default)",
 		Long: `restore verifies the checkpoint, then writes its entries into --store with
 their remaining TTLs (expired ones are skipped). Without an ID it restores
-the newest valid checkpoint and names the damaged newer ones it skipped. By
-default the store is cleared first (replace); --merge keeps other keys.
+the newest valid checkpoint and names the damaged newer ones it skipped.
+
+By default the store is cleared first (replace): every key it lists is
+deleted, which for a Redis URL without a prefix is the whole database.
+Over a store that holds keys, restore asks first when standard input is
+a terminal, and otherwise refuses unless --yes is given. --merge keeps
+other keys instead (no confirmation needed). --dry-run verifies the
+checkpoint and prints what would be cleared and restored, writing nothing.
+
 A checkpoint of a job's cut is refused over a store whose fence holds a
 newer token (a newer leader has committed since); --force restores it
-anyway, rolling that state back.`,
+anyway, rolling that state back.
+
+On a terminal, stderr shows a progress bar (entries of the total,
+percentage, rate, and the time left as [elapsed:left]). A restore stopped
+part-way (Ctrl-C, an error) leaves the store partly restored and says how
+to finish: restoring the same checkpoint again is idempotent.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
-				opts, err := f.options(cmd)
+				opts, err := f.existing(cmd)
 				if err != nil {
 					return err
 				}
-				opts.ForceRestore = force
-				if merge {
-					opts.Mode = checkpoint.Merge
-				}
-				c, err := checkpoint.New(s, opts)
-				if err != nil {
-					return err
-				}
-				var r checkpoint.Report
+				id := ""
 				if len(args) == 1 {
-					r, err = c.Restore(ctx, args[0])
-				} else {
-					r, err = c.RestoreLatest(ctx)
+					id = args[0]
 				}
-				out := cmd.OutOrStdout()
-				for _, sk := range r.Skipped {
-					fmt.Fprintf(out, "skipped %s: %v\n", sk.ID, sk.Err)
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "restored %s: %d entries (%d expired, %d keys cleared first)\n", r.ID, r.Restored, r.Expired, r.Cleared)
-				return nil
+				return runRestore(ctx, cmd, &f.storeFlags, s, opts, id, r)
 			})
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().BoolVar(&merge, "merge", false, "keep the store's other keys instead of clearing it first")
-	cmd.Flags().BoolVar(&force, "force", false, "restore a checkpoint older than the store's fence")
+	cmd.Flags().BoolVar(&r.merge, "merge", false, "keep the store's other keys instead of clearing it first")
+	cmd.Flags().BoolVar(&r.force, "force", false, "restore a checkpoint older than the store's fence")
+	cmd.Flags().BoolVarP(&r.yes, "yes", "y", false, "clear a store that holds keys without asking")
+	cmd.Flags().BoolVar(&r.dryRun, "dry-run", false, "print what would be cleared and restored; write nothing")
 	return cmd
 }
 
@@ -236,9 +272,13 @@ func newCheckpointInspect() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect ID",
 		Short: "Print a checkpoint's manifest and its first records",
-		Args:  cobra.ExactArgs(1),
+		Long: `inspect prints a checkpoint's manifest, read from its footer without
+verifying the file, and its first --records records; --json prints
+{"manifest", "size_bytes", "records": [{"key", "value", "expires",
+"ttl_ms"}]}. An unknown id fails with exit code 3.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.coordinator(cmd, nil)
+			c, err := f.reader(cmd)
 			if err != nil {
 				return err
 			}
@@ -247,6 +287,9 @@ func newCheckpointInspect() *cobra.Command {
 				return err
 			}
 			file, err := os.Open(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: %s in %s", checkpoint.ErrNoCheckpoint, args[0], c.Dir())
+			}
 			if err != nil {
 				return err
 			}
@@ -258,6 +301,9 @@ func newCheckpointInspect() *cobra.Command {
 			m, err := checkpoint.ReadManifest(file, st.Size())
 			if err != nil {
 				return err
+			}
+			if f.json {
+				return inspectJSON(cmd.OutOrStdout(), &f.storeFlags, file, m, st.Size(), records)
 			}
 			out := cmd.OutOrStdout()
 			w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -303,6 +349,7 @@ func newCheckpointInspect() *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
+	f.registerJSON(cmd)
 	cmd.Flags().BoolVar(&f.hex, "hex", false, "print keys and values as hex")
 	cmd.Flags().IntVar(&records, "records", 10, "records to print")
 	return cmd

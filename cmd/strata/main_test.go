@@ -94,3 +94,29 @@ func runChild(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	}
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
+
+// runTerminal runs strata as a child process in a pseudo-terminal (made by
+// script(1)), typing input on it, and returns what the terminal showed and
+// the exit code.
+func runTerminal(t *testing.T, input string, args ...string) (string, int) {
+	t.Helper()
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("script(1), from Debian's bsdutils, runs the command in a terminal: %v", err)
+	}
+	line := shellQuote(os.Args[0])
+	for _, a := range args {
+		line += " " + shellQuote(a)
+	}
+	cmd := exec.Command(script, "-qec", line, "/dev/null")
+	cmd.Env = append(os.Environ(), "STRATA_MAIN=1")
+	cmd.Stdin = strings.NewReader(input)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("script %s: %v", line, err)
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}
