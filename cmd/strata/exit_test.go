@@ -31,6 +31,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"migrate", "--from", r.URL()}, exitUsage, `required flag(s) "to" not set`},
 		{[]string{"get", "--store", "nosuch://h", "k"}, exitUsage, `strata: invalid configuration: store URL "nosuch://h": unknown scheme`},
 		{[]string{"get", "--store", r.URL(), "--raw", "--json", "k"}, exitUsage, "none of the others can be"},
+		{[]string{"bench", "--store", r.URL(), "-t", "put"}, exitUsage, `unknown test "put" (accepted: set, get, mset, mget)`},
 		{[]string{"get", "--store", r.URL(), "missing"}, exitNotFound, "strata: get \"missing\": not found\n"},
 		{[]string{"ttl", "--store", r.URL(), "missing"}, exitNotFound, "strata: ttl \"missing\": not found\n"},
 		{[]string{"get", "--store", r.URL(), "--hex", "00ff"}, exitNotFound, "strata: get 00ff: not found\n"},
