@@ -4,7 +4,7 @@ GO        ?= go
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 # package:FuzzTarget pairs run by `make fuzz`, each for FUZZTIME.
-FUZZ      := .:FuzzOpen .:FuzzWindowBinary ./checkpoint:FuzzReader ./checkpoint:FuzzParseLocation ./checkpoint:FuzzParsePointer ./checkpoint:FuzzResolveChain ./stores/redis:FuzzParseURL ./config:FuzzParse ./internal/ttlval:FuzzDecode
+FUZZ      := .:FuzzOpen .:FuzzWindowBinary ./checkpoint:FuzzReader ./checkpoint:FuzzParseLocation ./checkpoint:FuzzParsePointer ./checkpoint:FuzzResolveChain ./stores/redis:FuzzParseURL ./stores/all:FuzzNoSecrets ./config:FuzzParse ./internal/ttlval:FuzzDecode
 
 .PHONY: test deps vet race fuzz bench demo generate
 

@@ -54,6 +54,7 @@ type CopyProgress struct {
 	Read    int64         // entries read from the source
 	Written int64         // entries written to the destination
 	Skipped int64         // entries the destination already held (Resume)
+	Expired int64         // entries whose TTL ran out between reading and writing them
 	Bytes   int64         // key and value bytes written
 	Total   int64         // live keys in the source if it reports them, else -1
 	Elapsed time.Duration // since Copy started
@@ -91,17 +92,31 @@ func Copy(ctx context.Context, dst, src Store, opts *CopyOptions) (CopyProgress,
 	defer sn.Close()
 
 	batch := make([]Entry, 0, o.BatchSize)
+	reads := make([]time.Time, 0, o.BatchSize) // when each entry's TTL was read
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		write := batch
+		// A TTL is what was left when the entry was read: write what is
+		// left now, so that the copy expires when the original does, and
+		// drop what has expired meanwhile.
+		live := batch[:0]
+		for i, e := range batch {
+			if e.TTL != NoExpiry {
+				if e.TTL = remaining(e.TTL, reads[i]); e.TTL <= 0 {
+					p.Expired++
+					continue
+				}
+			}
+			live = append(live, e)
+		}
+		write := live
 		if o.Resume {
 			var err error
-			if write, err = missing(ctx, dst, batch); err != nil {
+			if write, err = missing(ctx, dst, live); err != nil {
 				return err
 			}
-			p.Skipped += int64(len(batch) - len(write))
+			p.Skipped += int64(len(live) - len(write))
 		}
 		if err := PutMany(ctx, dst, write); err != nil {
 			return fmt.Errorf("copy: writing to the destination: %w", err)
@@ -114,7 +129,7 @@ func Copy(ctx context.Context, dst, src Store, opts *CopyOptions) (CopyProgress,
 		if o.Progress != nil {
 			o.Progress(p)
 		}
-		batch = batch[:0]
+		batch, reads = batch[:0], reads[:0]
 		return nil
 	}
 	for e, err := range sn.Entries(ctx, o.Prefix) {
@@ -122,7 +137,7 @@ func Copy(ctx context.Context, dst, src Store, opts *CopyOptions) (CopyProgress,
 			return p, fmt.Errorf("copy: reading the source: %w", err)
 		}
 		p.Read++
-		batch = append(batch, e)
+		batch, reads = append(batch, e), append(reads, time.Now())
 		if len(batch) == o.BatchSize {
 			if err := flush(); err != nil {
 				return p, err
@@ -183,12 +198,13 @@ func (r VerifyResult) String() string {
 var ErrMismatch = errors.New("strata: destination differs from source")
 
 // Verify compares every live entry of src (under opts.Prefix) with dst:
-// values byte for byte, and TTLs within opts.TTLTolerance when both stores
-// are [Expirer]s. It returns an error matching ErrMismatch when anything
-// differs. Keys present only in dst are not reported. An entry whose TTL
-// (as read from src, less TTLTolerance) has run out by the time dst is read
-// is expected to be gone from both: if dst lacks it, it counts as Expired,
-// not Missing.
+// values byte for byte, and, when both stores are [Expirer]s, TTLs within
+// opts.TTLTolerance, both read at the same moment (the source's again,
+// batch by batch, with GetManyWithTTL). It returns an error matching
+// ErrMismatch when anything differs. Keys present only in dst are not
+// reported. An entry with a TTL that is gone from dst and has expired in
+// src by the time dst is read counts as Expired, not Missing: a faithful
+// copy of short-lived state (a dedup set) verifies.
 func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResult, error) {
 	o := opts.withDefaults()
 	var r VerifyResult
@@ -197,12 +213,10 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 		return r, fmt.Errorf("verify: snapshot of the source: %w", err)
 	}
 	defer sn.Close()
-	dstTTL, checkTTL := dst.(Expirer)
+	_, srcTTL := src.(Expirer)
+	_, dstTTL := dst.(Expirer)
+	checkTTL := srcTTL && dstTTL
 	batch := make([]Entry, 0, o.BatchSize)
-	// ends[i] is when batch[i] expires by the source's count (zero: never);
-	// reads[i] is when it was read.
-	ends := make([]time.Time, 0, o.BatchSize)
-	reads := make([]time.Time, 0, o.BatchSize)
 	note := func(k []byte) {
 		if len(r.Examples) < 10 {
 			r.Examples = append(r.Examples, k)
@@ -213,53 +227,65 @@ func Verify(ctx context.Context, dst, src Store, opts *CopyOptions) (VerifyResul
 		for i, e := range batch {
 			keys[i] = e.Key
 		}
-		have, err := GetMany(ctx, dst, keys)
-		if err != nil {
-			return fmt.Errorf("verify: reading the destination: %w", err)
+		// The destination first: an entry gone from it, then found gone
+		// from the source too, has expired in both.
+		var have, now []Entry
+		began := time.Now()
+		if dstTTL {
+			if have, err = GetManyWithTTL(ctx, dst, keys); err != nil {
+				return fmt.Errorf("verify: reading the destination: %w", err)
+			}
+		} else {
+			vs, err := GetMany(ctx, dst, keys)
+			if err != nil {
+				return fmt.Errorf("verify: reading the destination: %w", err)
+			}
+			have = make([]Entry, len(vs))
+			for i, v := range vs {
+				have[i] = Entry{Key: keys[i], Value: v}
+			}
 		}
-		now := time.Now()
-		gone := func(i int) bool {
-			return !ends[i].IsZero() && !now.Before(ends[i].Add(-o.TTLTolerance))
+		if srcTTL {
+			if now, err = GetManyWithTTL(ctx, src, keys); err != nil {
+				return fmt.Errorf("verify: reading the source again: %w", err)
+			}
 		}
+		// The two reads are not one instant: TTLs read a moment apart may
+		// differ by that moment as well.
+		tol := o.TTLTolerance + time.Since(began)
 		for i, e := range batch {
 			r.Checked++
 			switch {
-			case have[i] == nil && gone(i):
-				r.Expired++
-			case have[i] == nil:
+			case have[i].Value == nil && e.TTL != NoExpiry && srcTTL && now[i].Value == nil:
+				r.Expired++ // gone from both since the snapshot's read
+			case have[i].Value == nil:
 				r.Missing++
 				note(e.Key)
-			case !bytes.Equal(have[i], e.Value):
+			case !bytes.Equal(have[i].Value, e.Value):
 				r.Different++
 				note(e.Key)
-			case checkTTL:
-				got, err := dstTTL.TTL(ctx, e.Key)
-				if err != nil && !errors.Is(err, ErrNotFound) {
-					return fmt.Errorf("verify: TTL in the destination: %w", err)
-				}
-				if errors.Is(err, ErrNotFound) && gone(i) {
-					r.Expired++ // expired between the read and the TTL
-					continue
-				}
-				if !ttlClose(remaining(e.TTL, reads[i]), got, o.TTLTolerance) {
+			case !checkTTL:
+			case now[i].Value == nil:
+				// Expired (or deleted) in the source since the snapshot
+				// read it, and not yet in the destination: the TTLs
+				// agree if the destination's is about to run out.
+				if have[i].TTL == NoExpiry || have[i].TTL > tol {
 					r.TTLDiff++
 					note(e.Key)
 				}
+			case !ttlClose(now[i].TTL, have[i].TTL, tol):
+				r.TTLDiff++
+				note(e.Key)
 			}
 		}
-		batch, ends, reads = batch[:0], ends[:0], reads[:0]
+		batch = batch[:0]
 		return nil
 	}
 	for e, err := range sn.Entries(ctx, o.Prefix) {
 		if err != nil {
 			return r, fmt.Errorf("verify: reading the source: %w", err)
 		}
-		now := time.Now()
-		var end time.Time
-		if e.TTL != NoExpiry {
-			end = now.Add(e.TTL)
-		}
-		batch, ends, reads = append(batch, e), append(ends, end), append(reads, now)
+		batch = append(batch, e)
 		if len(batch) == o.BatchSize {
 			if err := check(); err != nil {
 				return r, err

@@ -105,7 +105,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	if open == nil {
 		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
-			ErrInvalidConfig, u.Redacted(), u.Scheme, strings.Join(Schemes(), ", "))
+			ErrInvalidConfig, RedactURL(rawURL), u.Scheme, strings.Join(Schemes(), ", "))
 	}
 	return open(ctx, u)
 }
@@ -138,9 +138,16 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 	return w, nil
 }
 
-// RedactURL returns rawURL with any password replaced by "xxxxx". A string
-// that does not parse as a URL is reduced to its scheme, since it may hold a
-// secret in a form the parser does not recognize.
+// RedactURL returns rawURL with every password replaced by "xxxxx": the
+// password of the user information ("redis://user:secret@host"), the part
+// before "@" of an opaque URL ("scheme:user:secret@host", which has no
+// "//", so the parser sees no user information), and the value of every
+// query parameter whose name says it holds a secret (password, passwd, pwd,
+// pass, secret, token, auth, credential, api_key, private, signature, in
+// any case, as part of a longer name too). A string that does not parse as
+// a URL is reduced to its scheme, since it may hold a secret in a form the
+// parser does not recognize. Use it for every URL that goes into an error,
+// a log line or printed output.
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -149,15 +156,66 @@ func RedactURL(rawURL string) string {
 		}
 		return "(unparsable)"
 	}
+	changed := false
 	if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
-		// "scheme:user:secret@host" has no "//", so the parser sees no
-		// user information; the part before "@" may still be a password.
-		return u.Scheme + ":xxxxx" + u.Opaque[i:]
+		u.Opaque, changed = redacted+u.Opaque[i:], true
 	}
-	if _, has := u.User.Password(); !has {
+	if _, has := u.User.Password(); has {
+		u.User, changed = url.UserPassword(u.User.Username(), redacted), true
+	}
+	if q, ok := redactQuery(u.RawQuery); ok {
+		u.RawQuery, changed = q, true
+	}
+	if !changed {
 		return rawURL
 	}
-	return u.Redacted()
+	return u.String()
+}
+
+// redacted replaces a secret in printed URLs.
+const redacted = "xxxxx"
+
+// secretParams are the parts of query parameter names that mark a secret
+// value, lower case.
+var secretParams = []string{"pass", "pwd", "secret", "token", "auth", "credential", "apikey", "api_key", "private", "signature"}
+
+// isSecretParam reports whether a query parameter named name (raw or
+// unescaped) may hold a secret.
+func isSecretParam(name string) bool {
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	name = strings.ToLower(name)
+	for _, s := range secretParams {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactQuery returns rawQuery with the values of secret parameters
+// replaced, and whether it replaced any. It splits the query itself rather
+// than through url.ParseQuery, which drops the pairs it cannot decode: a
+// secret there must not survive either. ";" separates pairs too, as Go
+// once accepted.
+func redactQuery(rawQuery string) (string, bool) {
+	var b strings.Builder
+	changed := false
+	for rest := rawQuery; rest != ""; {
+		pair, sep := rest, ""
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			pair, sep, rest = rest[:i], rest[i:i+1], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if name, _, ok := strings.Cut(pair, "="); ok && isSecretParam(name) {
+			pair, changed = name+"="+redacted, true
+		}
+		b.WriteString(pair)
+		b.WriteString(sep)
+	}
+	return b.String(), changed
 }
 
 // urlErrReason returns the reason of a url.Parse error without the URL

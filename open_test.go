@@ -38,6 +38,12 @@ func TestOpenRedactsPasswords(t *testing.T) {
 		"mem://user:hunter2@host/?bad=1",
 		"redis://user:hunter2@host:bad port/",
 		"mem://user:hunter2@host/%zz",
+		"nosuch:user:hunter2@host:1",
+		"mem:user:hunter2@host?colour=blue",
+		"mem://h/?password=hunter2",
+		"mem://h/?colour=blue&api_token=hunter2",
+		"mem://h/?Pass%77ord=hunter2&x=1",
+		"tier+nosuch://h/?tier.password=hunter2",
 	} {
 		_, err := strata.Open(t.Context(), u)
 		if err == nil {
@@ -48,8 +54,18 @@ func TestOpenRedactsPasswords(t *testing.T) {
 			t.Errorf("Open(%q) error shows the password: %v", u, err)
 		}
 	}
-	if got := strata.RedactURL("redis://:hunter2@h:1/0"); strings.Contains(got, "hunter2") {
-		t.Errorf("RedactURL = %q", got)
+	for in, want := range map[string]string{
+		"redis://:hunter2@h:1/0":                "redis://:xxxxx@h:1/0",
+		"redis://u:hunter2@h:1/0?prefix=a":      "redis://u:xxxxx@h:1/0?prefix=a",
+		"nosuch:user:hunter2@host:1":            "nosuch:xxxxx@host:1",
+		"redis://h/0?password=hunter2&prefix=a": "redis://h/0?password=xxxxx&prefix=a",
+		"s3://b/p?X-Amz-Signature=hunter2":      "s3://b/p?X-Amz-Signature=xxxxx",
+		"redis://h/0?prefix=a":                  "redis://h/0?prefix=a",
+		"redis://u:hunter2@h:bad port/":         "redis://(unparsable)",
+	} {
+		if got := strata.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -73,6 +73,10 @@ type Options struct {
 	// false.
 	ForceRestore bool
 
+	// RestoreProgress, if set, receives the progress of Restore and
+	// RestoreLatest (see RestoreOptions.Progress). Default: none.
+	RestoreProgress func(Progress)
+
 	// Aligned makes the job, not a timer, decide when checkpoints happen,
 	// so that each one is a consistent cut of the job's state: between two
 	// of its commits, the job asks Due and, when it reports true, calls
@@ -160,7 +164,7 @@ func (o *Options) writerOptions(id string, cut *Cut, parent *Manifest) *WriterOp
 }
 
 func (o *Options) restoreOptions() *RestoreOptions {
-	return &RestoreOptions{Mode: o.Mode, BatchSize: o.BatchSize, Limits: o.Limits, Clock: o.Clock, Force: o.ForceRestore}
+	return &RestoreOptions{Mode: o.Mode, BatchSize: o.BatchSize, Limits: o.Limits, Clock: o.Clock, Force: o.ForceRestore, Progress: o.RestoreProgress}
 }
 
 // Stats are a Coordinator's counters.

@@ -435,3 +435,46 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// RestoreProgress hears of a restore before it changes the target, then
+// after every batch cleared or written, with the checkpoint's id and size.
+func TestRestoreProgress(t *testing.T) {
+	ctx := context.Background()
+	src := newMem(t, nil)
+	put(t, src, sampleEntries(1000)...)
+	c := newCoordinator(t, src, checkpoint.Options{})
+	m, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := newMem(t, nil)
+	put(t, dst, sampleEntries(300)[200:]...) // 100 keys to clear
+	var seen []checkpoint.Progress
+	rc := newCoordinator(t, dst, checkpoint.Options{Dir: c.Dir(), BatchSize: 128, RestoreProgress: func(p checkpoint.Progress) {
+		if p.Cleared == 0 && p.Restored == 0 {
+			if got := len(dump(t, dst)); got != 100 {
+				t.Errorf("a progress report at the start found %d keys in the target, want the 100 not yet cleared", got)
+			}
+		}
+		seen = append(seen, p)
+	}})
+	rep, err := rc.Restore(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 2+1000/128 {
+		t.Fatalf("%d progress reports for 1 clearing batch and 8 written ones: %+v", len(seen), seen)
+	}
+	first, last := seen[0], seen[len(seen)-1]
+	if first != (checkpoint.Progress{ID: m.ID, Entries: 1000}) {
+		t.Errorf("first report = %+v, want the id and size with nothing done", first)
+	}
+	if last.ID != m.ID || last.Entries != 1000 || last.Cleared != 100 || last.Restored != rep.Restored || last.Expired != rep.Expired || rep.Restored+rep.Expired != 1000 {
+		t.Errorf("last report = %+v, report %+v", last, rep)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i].Restored < seen[i-1].Restored || seen[i].Cleared < seen[i-1].Cleared {
+			t.Fatalf("progress went back: %+v then %+v", seen[i-1], seen[i])
+		}
+	}
+}

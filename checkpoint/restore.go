@@ -65,6 +65,36 @@ type RestoreOptions struct {
 	// fence (see ErrStale), rolling back the state a newer lease holder
 	// committed. Default false: such a restore fails and writes nothing.
 	Force bool
+
+	// Progress, if set, is called from the goroutine that restores: once
+	// when the restore begins to change the target (after verification and
+	// the fence check, before clearing), then after each batch it clears
+	// or writes. Default: none.
+	Progress func(Progress)
+}
+
+// Progress is how far a restore has come.
+type Progress struct {
+	// ID and Entries are the checkpoint's id and the entries of its chain
+	// (every link's), known when the files were verified first
+	// (RestoreFile, Coordinator.Restore and RestoreLatest); "" and 0 for
+	// Apply on its own.
+	ID      string
+	Entries int64
+	// Cleared, Restored, Deleted and Expired are the counts of the Report
+	// so far.
+	Cleared, Restored, Deleted, Expired int64
+}
+
+// progress returns the function that reports rep's counts to o.Progress,
+// for the checkpoint id of entries in all (nil if no one listens).
+func (o *RestoreOptions) progress(rep *Report, id string, entries int64) func() {
+	if o.Progress == nil {
+		return func() {}
+	}
+	return func() {
+		o.Progress(Progress{ID: id, Entries: entries, Cleared: rep.Cleared, Restored: rep.Restored, Deleted: rep.Deleted, Expired: rep.Expired})
+	}
 }
 
 func (o *RestoreOptions) resolve() (RestoreOptions, error) {
@@ -147,12 +177,14 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 		return Report{}, invalid("a delta applies over its parent's state: Apply it with Mode Merge, or restore its chain")
 	}
 	var rep Report
+	progress := o.progress(&rep, "", 0)
+	progress()
 	if o.Mode == Replace {
-		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
+		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize, &rep, progress); err != nil {
 			return rep, err
 		}
 	}
-	if err := applyRecords(ctx, rd, dst, &o, delta, &rep); err != nil {
+	if err := applyRecords(ctx, rd, dst, &o, delta, &rep, progress); err != nil {
 		return rep, err
 	}
 	rep.Manifest = rd.Manifest()
@@ -161,9 +193,10 @@ func Apply(ctx context.Context, rd *Reader, dst strata.Store, opts *RestoreOptio
 	return rep, nil
 }
 
-// applyRecords writes the records of rd into dst, counting them in rep.
-// For a delta, deletes and expired puts delete their keys.
-func applyRecords(ctx context.Context, rd *Reader, dst strata.Store, o *RestoreOptions, delta bool, rep *Report) error {
+// applyRecords writes the records of rd into dst, counting them in rep and
+// calling progress after each batch. For a delta, deletes and expired puts
+// delete their keys.
+func applyRecords(ctx context.Context, rd *Reader, dst strata.Store, o *RestoreOptions, delta bool, rep *Report, progress func()) error {
 	// A goroutine reads and decompresses the next batches while this one
 	// writes: a restore into a store that syncs each batch overlaps the two.
 	// At most three batches are alive: one filling, one queued, one being
@@ -254,14 +287,16 @@ func applyRecords(ctx context.Context, rd *Reader, dst strata.Store, o *RestoreO
 		case free <- recs[:0]:
 		default:
 		}
+		progress()
 	}
 	<-done
 	return readErr
 }
 
 // clearStore deletes every key dst lists, batch by batch, while listing (the
-// strata contract allows writes during Keys).
-func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error) {
+// strata contract allows writes during Keys), keeping rep.Cleared current
+// and calling progress after each batch.
+func clearStore(ctx context.Context, dst strata.Store, batch int, rep *Report, progress func()) (int64, error) {
 	var n int64
 	keys := make([][]byte, 0, batch)
 	del := func() error {
@@ -270,7 +305,9 @@ func clearStore(ctx context.Context, dst strata.Store, batch int) (int64, error)
 		}
 		d, err := strata.DeleteMany(ctx, dst, keys)
 		n += int64(d)
+		rep.Cleared = n
 		keys = keys[:0]
+		progress()
 		return err
 	}
 	for k, err := range dst.Keys(ctx, nil) {
@@ -356,9 +393,15 @@ func applyVerified(ctx context.Context, files []io.Reader, ms []Manifest, dst st
 		return Report{}, err
 	}
 	var rep Report
+	var entries int64
+	for _, m := range ms {
+		entries += m.Entries
+	}
+	progress := o.progress(&rep, head.ID, entries)
+	progress()
 	if o.Mode == Replace {
 		var err error
-		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize); err != nil {
+		if rep.Cleared, err = clearStore(ctx, dst, o.BatchSize, &rep, progress); err != nil {
 			return rep, err
 		}
 	}
@@ -367,7 +410,7 @@ func applyVerified(ctx context.Context, files []io.Reader, ms []Manifest, dst st
 		if err != nil {
 			return rep, err
 		}
-		if err := applyRecords(ctx, rd, dst, o, i > 0, &rep); err != nil {
+		if err := applyRecords(ctx, rd, dst, o, i > 0, &rep, progress); err != nil {
 			return rep, err
 		}
 		if rd.Manifest().Checksum != ms[i].Checksum {

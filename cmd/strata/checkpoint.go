@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
 	"strconv"
 	"text/tabwriter"
@@ -64,10 +66,37 @@ func (f *checkpointFlags) options(cmd *cobra.Command) (*checkpoint.Options, erro
 	return &checkpoint.Options{Location: f.location}, nil
 }
 
+// existing returns the options of the commands that read checkpoints: for
+// them a checkpoint directory that does not exist is an error matching
+// strata.ErrNotFound, not one to create (as checkpoint.New would).
+func (f *checkpointFlags) existing(cmd *cobra.Command) (*checkpoint.Options, error) {
+	o, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	dir := o.Dir
+	if u, err := url.Parse(o.Location); err == nil && u.Scheme == "file" {
+		dir = u.Path
+	}
+	if dir == "" {
+		return o, nil // a bucket: an empty one lists no checkpoint
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint directory %s: %w", dir, strata.ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("checkpoint directory: %w", err)
+	}
+	return o, nil
+}
+
 // withCoordinator opens a Coordinator over the flags' location for s (nil
 // for the commands that only read checkpoints), runs fn and closes it.
 func (f *checkpointFlags) withCoordinator(cmd *cobra.Command, s strata.Store, opts *checkpoint.Options, fn func(c *checkpoint.Coordinator) error) error {
-	o, err := f.options(cmd)
+	options := f.options
+	if s == nil {
+		options = f.existing // the commands that only read checkpoints
+	}
+	o, err := options(cmd)
 	if err != nil {
 		return err
 	}
@@ -148,13 +177,18 @@ func newCheckpointList() *cobra.Command {
 		Long: `list shows each checkpoint's id, creation time, kind (full, or a delta with
 its depth and parent), fence token, entries, size, source and whether its
 manifest could be read. A delta restores with every checkpoint of its chain
-back to the full one it is based on.`,
+back to the full one it is based on. --json prints a JSON array of objects
+{"id", "path", "size_bytes", "manifest", "error"}. A directory that does
+not exist fails with exit code 3.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.withCoordinator(cmd, nil, nil, func(c *checkpoint.Coordinator) error {
 				infos, err := c.ListContext(cmd.Context())
 				if err != nil {
 					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), listJSON(infos))
 				}
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tCREATED\tKIND\tTOKEN\tENTRIES\tSIZE\tSOURCE\tSTATE")
@@ -172,6 +206,7 @@ back to the full one it is based on.`,
 		},
 	}
 	f.register(cmd, false)
+	f.registerJSON(cmd)
 	return cmd
 }
 
@@ -180,6 +215,11 @@ func newCheckpointVerify() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [ID...]",
 		Short: "Verify the checksums and structure of checkpoints and their chains (all by default)",
+		Long: `verify reads checkpoints whole, checking their structure, counts, both
+SHA-256 sums and, for a delta, its chain: those named, or every one in the
+location. It fails when one does not verify (exit code 1), and when the
+directory, a named checkpoint, or any checkpoint at all is missing (exit
+code 3).`,
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			return f.withCoordinator(cmd, nil, nil, func(c *checkpoint.Coordinator) error {
 				var results []checkpoint.Verified
@@ -187,6 +227,9 @@ func newCheckpointVerify() *cobra.Command {
 					var err error
 					if results, err = c.VerifyAll(cmd.Context()); err != nil {
 						return err
+					}
+					if len(results) == 0 {
+						return fmt.Errorf("%w in %s", checkpoint.ErrNoCheckpoint, c.Location())
 					}
 				}
 				for _, id := range ids {
@@ -226,9 +269,8 @@ func newCheckpointVerify() *cobra.Command {
 
 func newCheckpointRestore() *cobra.Command {
 	var (
-		f     checkpointFlags
-		merge bool
-		force bool
+		f checkpointFlags
+		r restoreFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [ID]",
@@ -237,48 +279,43 @@ func newCheckpointRestore() *cobra.Command {
 its entries into --store with their remaining TTLs (expired ones are
 skipped): a chain is applied from its full checkpoint through each delta.
 Without an ID it restores the newest valid checkpoint and names the damaged
-newer ones it skipped. By default the store is cleared first (replace);
---merge keeps other keys. A checkpoint of a job's cut is refused over a store
-whose fence holds a newer token (a newer leader has committed since); --force
-restores it anyway, rolling that state back.`,
+newer ones it skipped.
+
+By default the store is cleared first (replace): every key it lists is
+deleted, which for a Redis URL without a prefix is the whole database.
+Over a store that holds keys, restore asks first when standard input is
+a terminal, and otherwise refuses unless --yes is given. --merge keeps
+other keys instead (no confirmation needed). --dry-run verifies the
+checkpoint and prints what would be cleared and restored, writing nothing.
+
+A checkpoint of a job's cut is refused over a store whose fence holds a
+newer token (a newer leader has committed since); --force restores it
+anyway, rolling that state back.
+
+On a terminal, stderr shows a progress bar (entries of the total,
+percentage, rate, and the time left as [elapsed:left]). A restore stopped
+part-way (Ctrl-C, an error) leaves the store partly restored and says how
+to finish: restoring the same checkpoint again is idempotent.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &f.storeFlags, func(ctx context.Context, s strata.Store) error {
-				opts := &checkpoint.Options{ForceRestore: force}
-				if merge {
-					opts.Mode = checkpoint.Merge
+				opts, err := f.existing(cmd)
+				if err != nil {
+					return err
 				}
-				return f.withCoordinator(cmd, s, opts, func(c *checkpoint.Coordinator) error {
-					var (
-						r   checkpoint.Report
-						err error
-					)
-					if len(args) == 1 {
-						r, err = c.Restore(ctx, args[0])
-					} else {
-						r, err = c.RestoreLatest(ctx)
-					}
-					out := cmd.OutOrStdout()
-					for _, sk := range r.Skipped {
-						fmt.Fprintf(out, "skipped %s: %v\n", sk.ID, sk.Err)
-					}
-					if err != nil {
-						return err
-					}
-					chain := ""
-					if len(r.Chain) > 1 {
-						chain = fmt.Sprintf(" (%s and %d deltas)", r.Chain[0], len(r.Chain)-1)
-					}
-					fmt.Fprintf(out, "restored %s%s: %d entries, %d deleted (%d expired, %d keys cleared first)\n",
-						r.ID, chain, r.Restored, r.Deleted, r.Expired, r.Cleared)
-					return nil
-				})
+				id := ""
+				if len(args) == 1 {
+					id = args[0]
+				}
+				return runRestore(ctx, cmd, &f.storeFlags, s, opts, id, r)
 			})
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().BoolVar(&merge, "merge", false, "keep the store's other keys instead of clearing it first")
-	cmd.Flags().BoolVar(&force, "force", false, "restore a checkpoint older than the store's fence")
+	cmd.Flags().BoolVar(&r.merge, "merge", false, "keep the store's other keys instead of clearing it first")
+	cmd.Flags().BoolVar(&r.force, "force", false, "restore a checkpoint older than the store's fence")
+	cmd.Flags().BoolVarP(&r.yes, "yes", "y", false, "clear a store that holds keys without asking")
+	cmd.Flags().BoolVar(&r.dryRun, "dry-run", false, "print what would be cleared and restored; write nothing")
 	return cmd
 }
 
@@ -293,7 +330,9 @@ func newCheckpointInspect() *cobra.Command {
 		Long: `inspect prints the manifest of checkpoint ID (without verifying it; see
 verify), the chain a restore of it applies (the full checkpoint and each
 delta, with their sizes and fence tokens), and its first records (a delta's
-deletes are shown as such).`,
+deletes are shown as such). --json prints {"manifest", "size_bytes",
+"chain", "records": [{"key", "value", "expires", "ttl_ms", "deleted"}]}.
+An unknown id fails with exit code 3.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withCoordinator(cmd, nil, nil, func(c *checkpoint.Coordinator) error {
@@ -302,6 +341,7 @@ deletes are shown as such).`,
 		},
 	}
 	f.register(cmd, false)
+	f.registerJSON(cmd)
 	cmd.Flags().BoolVar(&f.hex, "hex", false, "print keys and values as hex")
 	cmd.Flags().IntVar(&records, "records", 10, "records to print")
 	return cmd
@@ -327,6 +367,9 @@ func inspectCheckpoint(cmd *cobra.Command, f *checkpointFlags, c *checkpoint.Coo
 	}
 	if in.Err != nil {
 		return in.Err
+	}
+	if f.json {
+		return inspectJSON(ctx, cmd.OutOrStdout(), &f.storeFlags, c, *in, records)
 	}
 	m := in.Manifest
 	out := cmd.OutOrStdout()

@@ -6,14 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/config"
 )
-
-// configFlag is the global flag naming a config file (see package config):
-// the data commands, bench and the demo open the store it describes, and
-// the demo and the checkpoint commands take its [checkpoint] settings.
-const configFlag = "config"
 
 // configPath returns the --config file, "" when none was given.
 func configPath(cmd *cobra.Command) string {
@@ -21,11 +15,6 @@ func configPath(cmd *cobra.Command) string {
 		return f.Value.String()
 	}
 	return ""
-}
-
-// usageErr is the error of flags that do not go together.
-func usageErr(format string, args ...any) error {
-	return fmt.Errorf("%w: usage: %s", strata.ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
 // exclusive fails when --config was given together with one of the

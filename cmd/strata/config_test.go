@@ -48,7 +48,7 @@ func TestConfigFileDrivesTheCommand(t *testing.T) {
 	t.Setenv("CHECKPOINT_DIR", dir)
 
 	run(t, "--config", cfg, "put", "user:1", "alice")
-	if got := run(t, "--config", cfg, "get", "user:1"); got != "alice" {
+	if got := run(t, "--config", cfg, "get", "user:1"); got != "alice\n" {
 		t.Fatalf("get = %q", got)
 	}
 	if got := c.MasterOf(t, "llm_optimizer:user:1").CLI(t, "GET", "llm_optimizer:user:1"); got != "alice" {
@@ -82,7 +82,7 @@ func TestConfigFileDrivesTheCommand(t *testing.T) {
 	if out := run(t, "--config", cfg, "checkpoint", "restore"); !strings.Contains(out, "restored "+created[1]) {
 		t.Fatalf("restore:\n%s", out)
 	}
-	if got := run(t, "--config", cfg, "get", "user:1"); got != "alice" {
+	if got := run(t, "--config", cfg, "get", "user:1"); got != "alice\n" {
 		t.Fatalf("get after restore = %q", got)
 	}
 

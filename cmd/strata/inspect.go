@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +14,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -20,14 +24,20 @@ import (
 
 // storeFlags are the flags of commands that act on one store.
 type storeFlags struct {
-	url string
-	hex bool
-	cfg *config.Config // the --config file, once open has read it
+	url  string
+	hex  bool
+	json bool
+	cfg  *config.Config // the --config file, once open has read it
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.url, "store", envOr("STRATA_STORE", "mem://"), "store URL (env STRATA_STORE; or the global --config)")
+	cmd.Flags().StringVar(&f.url, "store", "", "store URL, such as redis://host:6379/0 or pebble:///var/lib/app/state (else env STRATA_STORE, else the global --config)")
 	cmd.Flags().BoolVar(&f.hex, "hex", false, "keys and values on the command line and in output are hex")
+}
+
+// registerJSON adds --json, for commands that can print JSON.
+func (f *storeFlags) registerJSON(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: keys and values as strings, or as hex in key_hex and value_hex with --hex or when they are not UTF-8")
 }
 
 func envOr(name, def string) string {
@@ -37,7 +47,15 @@ func envOr(name, def string) string {
 	return def
 }
 
-// open opens the store of the --config file, else of --store.
+// storeURL returns the store URL of --store, else of STRATA_STORE, or ""
+// for neither.
+func (f *storeFlags) storeURL() string {
+	return cmp.Or(f.url, os.Getenv("STRATA_STORE"))
+}
+
+// open opens the store of --store, else of STRATA_STORE, else of the
+// --config file; without any of them it is a usage error: a throwaway
+// in-memory store is never what a data command means.
 func (f *storeFlags) open(cmd *cobra.Command) (strata.Store, error) {
 	if err := exclusive(cmd, "store"); err != nil {
 		return nil, err
@@ -50,7 +68,19 @@ func (f *storeFlags) open(cmd *cobra.Command) (strata.Store, error) {
 		f.cfg = cfg
 		return config.Open(cmd.Context(), cfg)
 	}
-	return strata.Open(cmd.Context(), f.url)
+	u := f.storeURL()
+	if u == "" {
+		return nil, usageErr("no store: give --store URL (redis://host:6379/0, pebble:///path, bolt:///path.db, mem:// ...), set STRATA_STORE, or give the global --%s file", configFlag)
+	}
+	return strata.Open(cmd.Context(), u)
+}
+
+// where names the store for messages, without its password.
+func (f *storeFlags) where(cmd *cobra.Command) string {
+	if p := configPath(cmd); p != "" {
+		return "the store of " + p
+	}
+	return strata.RedactURL(f.storeURL())
 }
 
 // arg decodes a key or value given on the command line.
@@ -78,6 +108,42 @@ func (f *storeFlags) show(b []byte) string {
 	return s
 }
 
+// quote formats a key for messages: hex with --hex, else quoted and
+// shortened.
+func (f *storeFlags) quote(key []byte) string {
+	if f.hex {
+		return hex.EncodeToString(key)
+	}
+	return strata.QuoteKey(key)
+}
+
+// keyErr names key in err, unless the store's error (an OpError) names it
+// already, so that a message says which key was not found.
+func (f *storeFlags) keyErr(op string, key []byte, err error) error {
+	var oe *strata.OpError
+	if err == nil || errors.As(err, &oe) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, f.quote(key), err)
+}
+
+// putJSON sets name in m to b as a string, or to its hex under name+"_hex"
+// with --hex or when b is not UTF-8 (a JSON string cannot carry it).
+func (f *storeFlags) putJSON(m map[string]any, name string, b []byte) {
+	if f.hex || !utf8.Valid(b) {
+		m[name+"_hex"] = hex.EncodeToString(b)
+		return
+	}
+	m[name] = string(b)
+}
+
+// printJSON writes v as indented JSON and a newline.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // withKey is withStore for commands on one key given as arg.
 func withKey(cmd *cobra.Command, f *storeFlags, arg string, fn func(ctx context.Context, s strata.Store, key []byte) error) error {
 	key, err := f.arg(arg)
@@ -101,28 +167,55 @@ func withStore(cmd *cobra.Command, f *storeFlags, fn func(ctx context.Context, s
 	return err
 }
 
+// dataCmd marks cmd as a data command: its --timeout defaults to
+// dataTimeout.
+func dataCmd(cmd *cobra.Command) *cobra.Command {
+	cmd.Annotations = map[string]string{dataCommand: "true"}
+	return cmd
+}
+
 func newGet() *cobra.Command {
-	var f storeFlags
-	cmd := &cobra.Command{
+	var (
+		f   storeFlags
+		raw bool
+	)
+	cmd := dataCmd(&cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value stored under KEY",
-		Args:  cobra.ExactArgs(1),
+		Long: `get prints the value stored under KEY and a newline; --raw prints the value
+exactly, with nothing added (for binary values, or to pipe into a file),
+--hex prints it as hex (with --raw, --hex applies to KEY only), --json as a
+JSON object {"key", "value"}. A key that
+is absent or expired fails with exit code 3.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withKey(cmd, &f, args[0], func(ctx context.Context, s strata.Store, k []byte) error {
 				v, err := s.Get(ctx, k)
 				if err != nil {
-					return err
+					return f.keyErr("get", k, err)
 				}
-				if f.hex {
-					_, err = fmt.Fprintln(cmd.OutOrStdout(), hex.EncodeToString(v))
-				} else {
-					_, err = cmd.OutOrStdout().Write(v)
+				out := cmd.OutOrStdout()
+				switch {
+				case f.json:
+					m := map[string]any{}
+					f.putJSON(m, "key", k)
+					f.putJSON(m, "value", v)
+					return printJSON(out, m)
+				case raw:
+					_, err = out.Write(v)
+				case f.hex:
+					_, err = fmt.Fprintln(out, hex.EncodeToString(v))
+				default:
+					_, err = out.Write(append(v, '\n'))
 				}
 				return err
 			})
 		},
-	}
+	})
 	f.register(cmd)
+	f.registerJSON(cmd)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the value's bytes exactly, without a newline")
+	cmd.MarkFlagsMutuallyExclusive("raw", "json")
 	return cmd
 }
 
@@ -131,7 +224,7 @@ func newPut() *cobra.Command {
 		f   storeFlags
 		ttl time.Duration
 	)
-	cmd := &cobra.Command{
+	cmd := dataCmd(&cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Store VALUE under KEY (VALUE - reads standard input)",
 		Args:  cobra.ExactArgs(2),
@@ -147,10 +240,10 @@ func newPut() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return s.Put(ctx, k, v, ttl)
+				return f.keyErr("put", k, s.Put(ctx, k, v, ttl))
 			})
 		},
-	}
+	})
 	f.register(cmd)
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "time to live (0: the store's default; -1ns: never)")
 	return cmd
@@ -158,7 +251,7 @@ func newPut() *cobra.Command {
 
 func newDel() *cobra.Command {
 	var f storeFlags
-	cmd := &cobra.Command{
+	cmd := dataCmd(&cobra.Command{
 		Use:   "del KEY...",
 		Short: "Delete keys and print how many were live",
 		Args:  cobra.MinimumNArgs(1),
@@ -180,7 +273,7 @@ func newDel() *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 	f.register(cmd)
 	return cmd
 }
@@ -190,10 +283,13 @@ func newKeys() *cobra.Command {
 		f     storeFlags
 		limit int
 	)
-	cmd := &cobra.Command{
+	cmd := dataCmd(&cobra.Command{
 		Use:   "keys [PREFIX]",
 		Short: "List the keys under PREFIX",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `keys lists the keys under PREFIX (all by default), one a line, quoted when
+they are not printable text; --json prints a JSON array of objects
+{"key"}. On Redis the listing is a SCAN: a key may be listed twice.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &f, func(ctx context.Context, s strata.Store) error {
 				var prefix []byte
@@ -203,56 +299,94 @@ func newKeys() *cobra.Command {
 						return err
 					}
 				}
+				out := cmd.OutOrStdout()
+				if f.json {
+					fmt.Fprint(out, "[")
+				}
 				n := 0
 				for k, err := range s.Keys(ctx, prefix) {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintln(cmd.OutOrStdout(), f.show(k))
+					if f.json {
+						m := map[string]any{}
+						f.putJSON(m, "key", k)
+						b, err := json.Marshal(m)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(out, "%s\n  %s", map[bool]string{true: "", false: ","}[n == 0], b)
+					} else {
+						fmt.Fprintln(out, f.show(k))
+					}
 					if n++; limit > 0 && n >= limit {
 						break
 					}
 				}
+				if f.json {
+					if n > 0 {
+						fmt.Fprint(out, "\n")
+					}
+					fmt.Fprintln(out, "]")
+				}
 				return nil
 			})
 		},
-	}
+	})
 	f.register(cmd)
+	f.registerJSON(cmd)
 	cmd.Flags().IntVar(&limit, "limit", 0, "stop after this many keys (0: all)")
 	return cmd
 }
 
 func newTTL() *cobra.Command {
 	var f storeFlags
-	cmd := &cobra.Command{
+	cmd := dataCmd(&cobra.Command{
 		Use:   "ttl KEY",
 		Short: "Print the time KEY has left, or \"no expiry\"",
-		Args:  cobra.ExactArgs(1),
+		Long: `ttl prints the time KEY has left, or "no expiry"; --json prints
+{"key", "expires", "ttl_ms"} (ttl_ms only when it expires). An absent key
+fails with exit code 3.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withKey(cmd, &f, args[0], func(ctx context.Context, s strata.Store, k []byte) error {
 				ttl, err := strata.TTL(ctx, s, k)
 				if err != nil {
-					return err
+					return f.keyErr("ttl", k, err)
+				}
+				out := cmd.OutOrStdout()
+				if f.json {
+					m := map[string]any{"expires": ttl != strata.NoExpiry}
+					f.putJSON(m, "key", k)
+					if ttl != strata.NoExpiry {
+						m["ttl_ms"] = ttl.Milliseconds()
+					}
+					return printJSON(out, m)
 				}
 				if ttl == strata.NoExpiry {
-					fmt.Fprintln(cmd.OutOrStdout(), "no expiry")
+					fmt.Fprintln(out, "no expiry")
 				} else {
-					fmt.Fprintln(cmd.OutOrStdout(), ttl.Round(time.Millisecond))
+					fmt.Fprintln(out, ttl.Round(time.Millisecond))
 				}
 				return nil
 			})
 		},
-	}
+	})
 	f.register(cmd)
+	f.registerJSON(cmd)
 	return cmd
 }
 
 func newStats() *cobra.Command {
 	var f storeFlags
-	cmd := &cobra.Command{
+	cmd := dataCmd(&cobra.Command{
 		Use:   "stats",
 		Short: "Print the store's counters and backend readings",
-		Args:  cobra.NoArgs,
+		Long: `stats checks that the store answers, then prints its counters (those of
+this command's own connection) and the backend's readings, such as the
+number of keys and the backend's gauges; --json prints them as one JSON
+object with the same names.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStore(cmd, &f, func(ctx context.Context, s strata.Store) error {
 				if err := strata.Ping(ctx, s); err != nil {
@@ -262,13 +396,32 @@ func newStats() *cobra.Command {
 				if !ok {
 					return fmt.Errorf("%w: the store reports no stats", strata.ErrUnsupported)
 				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), statsJSON(st))
+				}
 				printStats(cmd.OutOrStdout(), st)
 				return nil
 			})
 		},
-	}
+	})
 	f.register(cmd)
+	f.registerJSON(cmd)
 	return cmd
+}
+
+// statsJSON is what stats --json prints: the names of the text output.
+func statsJSON(st strata.Stats) map[string]any {
+	gauges := st.Gauges
+	if gauges == nil {
+		gauges = map[string]float64{}
+	}
+	return map[string]any{
+		"backend": st.Backend, "keys": st.Keys,
+		"gets": st.Gets, "hits": st.Hits, "misses": st.Misses, "hit_rate": st.HitRate(),
+		"puts": st.Puts, "deletes": st.Deletes, "errors": st.Errors,
+		"bytes_read": st.BytesRead, "bytes_written": st.BytesWritten,
+		"gauges": gauges,
+	}
 }
 
 func printStats(out io.Writer, st strata.Stats) {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +22,11 @@ func newMigrate() *cobra.Command {
 batches, keeping each key's remaining TTL. An interrupted migration is
 finished by running it again with --resume, which skips what the
 destination already holds. --verify then compares every key and value (and
-TTLs within 1s) and fails if anything differs.`,
+TTLs within 1s) and fails if anything differs.
+
+On a terminal, stderr shows a progress bar: keys copied of the total (when
+the source knows it), percentage, rate, bytes and, as [elapsed:left], the
+time left. Elsewhere (a log, a pipe) only the result is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configPath(cmd) != "" {
@@ -41,11 +43,32 @@ TTLs within 1s) and fails if anything differs.`,
 				return fmt.Errorf("--to: %w", err)
 			}
 			defer dst.Close()
-			bar := newProgressBar(cmd.ErrOrStderr())
-			opts := &strata.CopyOptions{Prefix: []byte(prefix), BatchSize: batch, Resume: resume, Progress: bar.update}
+			var bar *progress
+			total := int64(-1)
+			if isTerminal(cmd.ErrOrStderr()) {
+				// The bar needs the total: the source's count when it
+				// keeps one, else a count of its keys first.
+				if st, ok := strata.StatsOf(src); ok && st.Keys >= 0 && prefix == "" {
+					total = st.Keys
+				} else if total, err = countPrefix(ctx, src, []byte(prefix)); err != nil {
+					return fmt.Errorf("counting the keys to migrate: %w", err)
+				}
+			}
+			update := func(p strata.CopyProgress) {
+				if bar == nil {
+					bar = newProgress(cmd.ErrOrStderr(), "migrating", total)
+				}
+				bar.set(p.Read, "migrating", p.Bytes)
+			}
+			opts := &strata.CopyOptions{Prefix: []byte(prefix), BatchSize: batch, Resume: resume, Progress: update}
 			p, err := strata.Copy(ctx, dst, src, opts)
-			bar.done(p)
+			if bar != nil {
+				bar.done(err == nil)
+			}
 			if err != nil {
+				if p.Written > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "migrate stopped part-way, after writing %d keys: run the same command again with --resume to finish it\n", p.Written)
+				}
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -72,68 +95,4 @@ TTLs within 1s) and fails if anything differs.`,
 	cmd.MarkFlagRequired("from")
 	cmd.MarkFlagRequired("to")
 	return cmd
-}
-
-// progressBar draws copy progress on a terminal, or a line a second
-// elsewhere.
-type progressBar struct {
-	w     io.Writer
-	tty   bool
-	last  time.Time
-	drawn bool
-}
-
-func newProgressBar(w io.Writer) *progressBar {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &progressBar{w: w, tty: tty}
-}
-
-func (b *progressBar) line(p strata.CopyProgress) string {
-	rate := float64(p.Read) / max(p.Elapsed.Seconds(), 1e-9)
-	s := fmt.Sprintf("%d keys", p.Read)
-	if p.Total > 0 {
-		s = fmt.Sprintf("%d/%d keys (%.0f%%)", p.Read, p.Total, 100*float64(p.Read)/float64(p.Total))
-	}
-	s += fmt.Sprintf("  %s  %.0f keys/s", bytesHuman(p.Bytes), rate)
-	if eta := p.ETA(); eta > 0 {
-		s += "  ETA " + eta.Round(time.Second).String()
-	}
-	return s
-}
-
-func (b *progressBar) update(p strata.CopyProgress) {
-	if time.Since(b.last) < 200*time.Millisecond || (!b.tty && time.Since(b.last) < time.Second) {
-		return
-	}
-	b.last = time.Now()
-	if b.tty {
-		fmt.Fprintf(b.w, "\r\033[K%s", b.line(p))
-		b.drawn = true
-	} else {
-		fmt.Fprintln(b.w, b.line(p))
-	}
-}
-
-func (b *progressBar) done(p strata.CopyProgress) {
-	if b.drawn {
-		fmt.Fprintf(b.w, "\r\033[K%s\n", b.line(p))
-	}
-}
-
-func bytesHuman(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

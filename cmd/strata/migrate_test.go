@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,5 +111,30 @@ func TestMigrateInterruptAndResume(t *testing.T) {
 	if !strings.Contains(res, fmt.Sprintf("migrated %d keys (%d skipped", n-int(partial), partial)) ||
 		!strings.Contains(res, "0 missing, 0 different, 0 with TTLs apart") {
 		t.Fatalf("resumed migration (after %d keys):\n%s", partial, res)
+	}
+}
+
+// On a terminal, migrate and restore draw a progress bar (count, total,
+// percentage, rate, time left); elsewhere they print only their result.
+func TestProgress(t *testing.T) {
+	const n = 20_000
+	from := fillBolt(t, n)
+	to := "pebble://" + filepath.Join(t.TempDir(), "state")
+	bar := regexp.MustCompile(`100% \|[^|]*\| \(20000/20000, \d+ keys/s\)`)
+
+	term, code := runTerminal(t, "", "migrate", "--from", from, "--to", to)
+	if code != exitOK || !strings.Contains(term, "migrating, ") || !bar.MatchString(term) || !strings.Contains(term, "migrated 20000 keys") {
+		t.Fatalf("migrate on a terminal: exit %d\n%q", code, term)
+	}
+	out, errOut, _ := runCode(t, "migrate", "--from", from, "--to", "pebble://"+filepath.Join(t.TempDir(), "state"))
+	if strings.Contains(out+errOut, "%") || strings.Contains(out+errOut, "\r") || !strings.Contains(out, "migrated 20000 keys") {
+		t.Fatalf("migrate off a terminal printed progress:\n%q\n%q", out, errOut)
+	}
+
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	run(t, "checkpoint", "create", "--store", from, "--dir", dir)
+	term, code = runTerminal(t, "", "checkpoint", "restore", "--store", "pebble://"+filepath.Join(t.TempDir(), "state"), "--dir", dir)
+	if code != exitOK || !strings.Contains(term, "restoring") || !bar.MatchString(term) {
+		t.Fatalf("restore on a terminal: exit %d\n%q", code, term)
 	}
 }

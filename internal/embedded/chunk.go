@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"iter"
+	"time"
 
 	"github.com/strata-kv/strata"
 )
@@ -89,15 +90,20 @@ func chunkedKeys(ctx context.Context, prefix []byte, read readKeys) iter.Seq2[[]
 }
 
 // readEntries reads one chunk for [chunkedEntries]: copies of up to
-// chunkSize live entries >= from under prefix, and the key to resume from
-// (nil when there is no more).
-type readEntries func(from, prefix []byte) (chunk []strata.Entry, next []byte, err error)
+// chunkSize live entries >= from under prefix, each with its absolute
+// expiry in exps (Unix milliseconds, 0 for none; the entries' TTL fields
+// are not read), and the key to resume from (nil when there is no more).
+type readEntries func(from, prefix []byte) (chunk []strata.Entry, exps []int64, next []byte, err error)
 
 // chunkedEntries yields the entries that read returns, chunk by chunk,
-// from prefix on. It copies prefix first (the caller may reuse its buffer)
-// and passes the copy to read. ctx is checked before each chunk; its error,
-// or read's, is yielded and ends the iteration.
-func chunkedEntries(ctx context.Context, prefix []byte, read readEntries) iter.Seq2[strata.Entry, error] {
+// from prefix on, each with the time it has left when it is yielded, as
+// the strata.Snapshot contract says (an entry that has expired since its
+// chunk was read is skipped): the caller's loop body may take long between
+// two entries. now is the store's clock. It copies prefix first (the
+// caller may reuse its buffer) and passes the copy to read. ctx is checked
+// before each chunk; its error, or read's, is yielded and ends the
+// iteration.
+func chunkedEntries(ctx context.Context, prefix []byte, read readEntries, now func() time.Time) iter.Seq2[strata.Entry, error] {
 	prefix = clone(prefix)
 	return func(yield func(strata.Entry, error) bool) {
 		from := prefix
@@ -106,12 +112,18 @@ func chunkedEntries(ctx context.Context, prefix []byte, read readEntries) iter.S
 				yield(strata.Entry{}, err)
 				return
 			}
-			chunk, next, err := read(from, prefix)
+			chunk, exps, next, err := read(from, prefix)
 			if err != nil {
 				yield(strata.Entry{}, err)
 				return
 			}
-			for _, en := range chunk {
+			for i, en := range chunk {
+				en.TTL = strata.NoExpiry
+				if exps[i] != 0 {
+					if en.TTL = strata.Remaining(now(), exps[i]); en.TTL == 0 {
+						continue
+					}
+				}
 				if !yield(en, nil) {
 					return
 				}

@@ -138,19 +138,19 @@ func TestKeysStops(t *testing.T) {
 func TestEntries(t *testing.T) {
 	s := newSorted(3000)
 	var froms []string
-	read := func(from, prefix []byte) ([]strata.Entry, []byte, error) {
+	read := func(from, prefix []byte) ([]strata.Entry, []int64, []byte, error) {
 		froms = append(froms, string(from))
 		var chunk []strata.Entry
 		for i, _ := slices.BinarySearchFunc(s.keys, from, bytes.Compare); i < len(s.keys) && bytes.HasPrefix(s.keys[i], prefix); i++ {
 			if len(chunk) == chunkSize {
-				return chunk, s.keys[i], nil
+				return chunk, make([]int64, len(chunk)), s.keys[i], nil
 			}
 			chunk = append(chunk, strata.Entry{Key: s.keys[i]})
 		}
-		return chunk, nil, nil
+		return chunk, make([]int64, len(chunk)), nil, nil
 	}
 	n := 0
-	for e, err := range chunkedEntries(t.Context(), []byte("k0"), read) {
+	for e, err := range chunkedEntries(t.Context(), []byte("k0"), read, time.Now) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func TestEntries(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	for _, err := range chunkedEntries(ctx, nil, read) {
+	for _, err := range chunkedEntries(ctx, nil, read, time.Now) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Entries with a cancelled context: %v", err)
 		}

@@ -41,16 +41,16 @@ type snapshot struct {
 // 1024 per engine Scan of the snapshot: the snapshot's lock is not held
 // while the loop body runs.
 func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata.Entry, error] {
-	return chunkedEntries(ctx, prefix, sn.entriesFrom)
+	return chunkedEntries(ctx, prefix, sn.entriesFrom, sn.s.clock.Now)
 }
 
 // entriesFrom copies up to chunkSize live entries >= from under prefix and
 // returns where to resume (nil when done).
-func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, next []byte, err error) {
+func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, exps []int64, next []byte, err error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	if sn.esn == nil {
-		return nil, nil, strata.ErrClosed
+		return nil, nil, nil, strata.ErrClosed
 	}
 	now := sn.s.clock.Now()
 	var (
@@ -67,8 +67,9 @@ func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, next
 			bad, derr = clone(k), err
 			return false
 		}
-		if left := strata.Remaining(now, exp); left != 0 {
-			chunk = append(chunk, strata.Entry{Key: clone(k), Value: clone(v), TTL: left})
+		if strata.Remaining(now, exp) != 0 {
+			chunk = append(chunk, strata.Entry{Key: clone(k), Value: clone(v)})
+			exps = append(exps, exp)
 		}
 		return true
 	})
@@ -76,9 +77,9 @@ func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, next
 		err = derr
 	}
 	if err != nil {
-		return nil, nil, sn.s.fail("snapshot_entries", bad, err)
+		return nil, nil, nil, sn.s.fail("snapshot_entries", bad, err)
 	}
-	return chunk, next, nil
+	return chunk, exps, next, nil
 }
 
 // Close releases the engine snapshot. It is safe to call more than once

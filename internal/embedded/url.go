@@ -40,9 +40,9 @@ func urlPath(u *url.URL, what string) (string, error) {
 		return u.Opaque, nil
 	case u.Host != "":
 		return "", fmt.Errorf("%w: store URL %q: a %s URL names a %s, not a host: write %s:///absolute/path or %s:relative/path",
-			strata.ErrInvalidConfig, u.Redacted(), u.Scheme, what, u.Scheme, u.Scheme)
+			strata.ErrInvalidConfig, strata.RedactURL(u.String()), u.Scheme, what, u.Scheme, u.Scheme)
 	case u.Path == "":
-		return "", fmt.Errorf("%w: store URL %q: no %s path (%s:///var/lib/app/state)", strata.ErrInvalidConfig, u.Redacted(), what, u.Scheme)
+		return "", fmt.Errorf("%w: store URL %q: no %s path (%s:///var/lib/app/state)", strata.ErrInvalidConfig, strata.RedactURL(u.String()), what, u.Scheme)
 	}
 	return u.Path, nil
 }

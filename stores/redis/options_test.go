@@ -97,6 +97,14 @@ func TestParseURL(t *testing.T) {
 	if !errors.Is(err, strata.ErrInvalidConfig) || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("ParseURL of a malformed URL = %v", err)
 	}
+	// A password given as a query parameter is unknown, and stays out of
+	// the error that says so.
+	for _, u := range []string{"redis://h/0?password=hunter2", "redis:user:hunter2@h", "redis://h?auth_token=hunter2&pool_max_conns=x"} {
+		_, err = redis.ParseURL(u)
+		if !errors.Is(err, strata.ErrInvalidConfig) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("ParseURL(%q) = %v; want ErrInvalidConfig without the password", u, err)
+		}
+	}
 }
 
 func TestOptionsRedaction(t *testing.T) {

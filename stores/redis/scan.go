@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -212,6 +213,7 @@ func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata
 		}
 		var batch []string
 		flush := func() bool {
+			read := time.Now()
 			entries, err := s.readEntries(ctx, batch)
 			batch = batch[:0]
 			if err != nil {
@@ -219,6 +221,13 @@ func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata
 				return false
 			}
 			for _, e := range entries {
+				// The TTL left when the entry is yielded, as the contract
+				// says: the loop body may take long between two entries.
+				if e.TTL != strata.NoExpiry {
+					if e.TTL -= time.Since(read); e.TTL <= 0 {
+						continue
+					}
+				}
 				if !yield(e, nil) {
 					return false
 				}
