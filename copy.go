@@ -29,9 +29,12 @@ type CopyOptions struct {
 	Progress func(CopyProgress)
 
 	// TTLTolerance is how far apart the source and destination TTLs of a
-	// key may be before [Verify] reports it. Default 1s. Copied TTLs are the
-	// time left when the entry was read, so they drift by the time the copy
-	// took between read and write.
+	// key may be before [Verify] reports it, plus a thousandth of the TTL
+	// (3.6s for an hour) and the time Verify's two reads of a batch took.
+	// Default 1s. Copy writes the time left when it writes, but a network
+	// store starts the TTL when the command reaches the server: a write
+	// delayed on its way (a loaded machine, a slow link) outlives its
+	// source by that delay.
 	TTLTolerance time.Duration
 }
 
@@ -317,6 +320,7 @@ func ttlClose(a, b, tol time.Duration) bool {
 	if a == NoExpiry || b == NoExpiry {
 		return a == b
 	}
+	tol += max(a, b) / 1000
 	d := a - b
 	return -tol <= d && d <= tol
 }
