@@ -1,7 +1,7 @@
 // Command migrate_bolt_to_redis moves a stream processor's state from an
 // embedded bbolt file to Redis, two ways: a live copy with strata.Copy and
-// strata.Verify, and a checkpoint of the bbolt store restored into Redis
-// (the seed's "migration with checkpointing"). TTLs travel with the keys.
+// strata.Verify, and a checkpoint of the bbolt store restored into Redis.
+// TTLs travel with the keys.
 //
 //	go run ./examples/migrate_bolt_to_redis -bolt state.db -redis redis://localhost:6379/0
 package main

@@ -1,5 +1,5 @@
 // Package window holds the tumbling-window aggregate of the demo and the
-// examples: the seed's WindowState, with a JSON form and a compact binary
+// examples: the WindowState of a stream job, with a JSON form and a compact binary
 // form for strata.Binary.
 package window
 

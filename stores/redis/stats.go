@@ -8,7 +8,7 @@ import (
 	"github.com/strata-kv/strata"
 )
 
-// Stats are the store's counters (the seed's RedisStats) with latency
+// Stats are the store's counters with latency
 // percentiles. Counters only grow for the life of the store.
 type Stats struct {
 	Gets, Puts, Deletes uint64 // keys read, written, deleted (batches count per key)
