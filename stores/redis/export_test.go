@@ -11,3 +11,11 @@ var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { ret
 
 // JoinURLs is joinURLs.
 var JoinURLs = joinURLs
+
+// SetPipeLanes sets the lanes of the stores opened from now on, and
+// returns the previous value.
+func SetPipeLanes(n int) int {
+	old := defaultPipeLanes
+	defaultPipeLanes = n
+	return old
+}

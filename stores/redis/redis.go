@@ -127,10 +127,14 @@ type Store struct {
 	closed     atomic.Bool
 	lastReload atomic.Int64
 
-	stats     counters.Set
-	retries   atomic.Uint64
-	pipelines atomic.Uint64
-	latency   histogram
+	// pipe is the auto-pipelining, nil when it is off.
+	pipe *autoPipe
+
+	stats         counters.Set
+	retries       atomic.Uint64
+	pipelines     atomic.Uint64
+	autoPipelined atomic.Uint64
+	latency       histogram
 }
 
 var (
@@ -196,7 +200,29 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 		s.ring = c
 	}
 	client.AddHook(hook{s})
+	if !o.DisableAutoPipeline {
+		s.pipe = newAutoPipe(s, pipeLanes(client))
+	}
 	return s, nil
+}
+
+// pipeLanes returns the round trips one server's auto-pipeline queue may
+// have in flight: defaultPipeLanes, within the client's pool.
+func pipeLanes(client goredis.UniversalClient) int {
+	n := defaultPipeLanes
+	var pool int
+	switch c := client.(type) {
+	case *goredis.Client:
+		pool = c.Options().PoolSize
+	case *goredis.ClusterClient:
+		pool = c.Options().PoolSize
+	case *goredis.Ring:
+		pool = c.Options().PoolSize
+	}
+	if pool > 0 {
+		n = min(n, pool)
+	}
+	return n
 }
 
 // Open connects to the server or cluster opts describes, checks it answers
@@ -338,7 +364,7 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStringCmd(ctx, "get", s.key(key))
-	err := s.c.Process(ctx, cmd)
+	err := s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err == goredis.Nil {
 		s.stats.Miss()
@@ -361,7 +387,7 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStatusCmd(ctx, setArgs(s.key(key), value, ttl)...)
-	err = s.c.Process(ctx, cmd)
+	err = s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err != nil {
 		return s.fail(ctx, "put", key, st, err, true)
@@ -378,7 +404,7 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewIntCmd(ctx, "unlink", s.key(key))
-	err := s.c.Process(ctx, cmd)
+	err := s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err != nil {
 		return s.fail(ctx, "delete", key, st, err, true)
@@ -394,10 +420,20 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if s.pipe != nil {
+		s.pipe.close()
+	}
+	var err error
 	if s.opts.CloseClient {
-		if err := s.c.Close(); err != nil {
-			return s.err("close", nil, err)
-		}
+		err = s.c.Close()
+	}
+	if s.pipe != nil {
+		// Shared round trips in flight end with their replies, their
+		// timeouts, or at once on a closed client.
+		s.pipe.wait()
+	}
+	if err != nil {
+		return s.err("close", nil, err)
 	}
 	return nil
 }
