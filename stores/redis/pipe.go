@@ -158,6 +158,11 @@ func (p *autoPipe) roundTrip(ctx context.Context, st *opState, cmds []goredis.Cm
 		gs[0].q.release()
 		return nil
 	}
+	if ctx.Done() != nil {
+		// The caller may stop waiting, and then reuse its keys and
+		// values, while a worker still writes them.
+		own(cmds)
+	}
 	calls := make([]*call, len(gs))
 	for i, g := range gs {
 		calls[i] = &call{cmds: g.cmds, st: st, done: make(chan struct{})}
@@ -180,6 +185,29 @@ func (p *autoPipe) roundTrip(ctx context.Context, st *opState, cmds []goredis.Cm
 		return ctx.Err()
 	}
 	return nil
+}
+
+// own replaces the byte slices among the arguments of cmds by copies, in
+// one allocation.
+func own(cmds []goredis.Cmder) {
+	n := 0
+	for _, c := range cmds {
+		for _, a := range c.Args() {
+			if b, ok := a.([]byte); ok {
+				n += len(b)
+			}
+		}
+	}
+	buf := make([]byte, 0, n)
+	for _, c := range cmds {
+		args := c.Args()
+		for i, a := range args {
+			if b, ok := a.([]byte); ok {
+				buf = append(buf, b...)
+				args[i] = buf[len(buf)-len(b) : len(buf) : len(buf)]
+			}
+		}
+	}
 }
 
 // tryInline takes a lane if one is free and nobody waits.
@@ -394,7 +422,9 @@ func (s *Store) shared(batch []*call) {
 		}
 		return
 	}
-	s.pipelines.Add(1)
+	if len(cmds) > 1 {
+		s.pipelines.Add(1)
+	}
 	pipe := s.c.Pipeline()
 	for _, c := range cmds {
 		_ = pipe.Process(bs, c)
