@@ -171,7 +171,20 @@ func rueidisOps(name string, c rueidis.Client) contender {
 		}}
 }
 
-func goredisOps(name string, c goredis.UniversalClient) contender {
+// goredisAutoOps is go-redis's own AutoPipeliner (blocking face, its
+// default options) on c.
+func goredisAutoOps(b *testing.B, name string, c interface {
+	AutoPipeline() (*goredis.AutoPipeliner, error)
+}) contender {
+	ap, err := c.AutoPipeline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ap.Close() })
+	return goredisOps(name, ap)
+}
+
+func goredisOps(name string, c goredis.Cmdable) contender {
 	ctx := context.Background()
 	return contender{name,
 		func(i int) error { return c.Get(ctx, concNames[i]).Err() },
@@ -182,7 +195,8 @@ func goredisOps(name string, c goredis.UniversalClient) contender {
 // 64 goroutines on one Redis: stores/redis with auto-pipelining (the
 // default), the same store without it (DisableAutoPipeline), rueidis
 // (auto-pipelining, client-side cache off), a go-redis v9 client with a
-// pool of 64, and redis-benchmark with as many clients (-c), in
+// pool of 64, go-redis's experimental AutoPipeliner (blocking face,
+// default options) and redis-benchmark with as many clients (-c), in
 // interleaved rounds (see compareRounds). Ratios are strata's ops/s over
 // each other's; at 50 goroutines redis-benchmark -P 16 (16 requests per
 // client per round trip) shows the pipelined ceiling.
@@ -205,11 +219,14 @@ func BenchmarkConcurrent(b *testing.B) {
 	o.PoolSize = 64
 	gr := goredis.NewClient(o)
 	b.Cleanup(func() { gr.Close() })
+	gra := goredis.NewClient(o)
+	b.Cleanup(func() { gra.Close() })
 	cs := []contender{
 		strataOps("strata", strataStore(b, r.URL(), false)),
 		strataOps("strata-nopipe", strataStore(b, r.URL(), true)),
 		rueidisOps("rueidis", rue),
 		goredisOps("goredis", gr),
+		goredisAutoOps(b, "goredis-autopipeline", gra),
 	}
 	port := strconv.Itoa(r.Port)
 	for _, op := range []string{"Get", "Put"} {
@@ -255,9 +272,9 @@ func BenchmarkConcurrent(b *testing.B) {
 
 // BenchmarkConcurrentCluster is BenchmarkConcurrent's comparison at 64
 // goroutines on a Redis Cluster of 3 masters (no replicas): stores/redis
-// with and without auto-pipelining, rueidis's cluster client and a
-// go-redis ClusterClient with a pool of 64 per node, and redis-benchmark
-// --cluster.
+// with and without auto-pipelining, rueidis's cluster client, a go-redis
+// ClusterClient with a pool of 64 per node and its AutoPipeliner, and
+// redis-benchmark --cluster.
 func BenchmarkConcurrentCluster(b *testing.B) {
 	c := testserver.StartRedisCluster(b, &testserver.ClusterOptions{Masters: 3})
 	admin := c.Client(b)
@@ -275,12 +292,15 @@ func BenchmarkConcurrentCluster(b *testing.B) {
 	o.PoolSize = 64
 	gr := goredis.NewClusterClient(o)
 	b.Cleanup(func() { gr.Close() })
+	gra := goredis.NewClusterClient(o)
+	b.Cleanup(func() { gra.Close() })
 	url := "redis+cluster://" + strings.Join(c.Addrs(), ",") + "/"
 	cs := []contender{
 		strataOps("strata", strataStore(b, url, false)),
 		strataOps("strata-nopipe", strataStore(b, url, true)),
 		rueidisOps("rueidis", rue),
 		goredisOps("goredis", gr),
+		goredisAutoOps(b, "goredis-autopipeline", gra),
 	}
 	host, port, _ := strings.Cut(c.Addrs()[0], ":")
 	for _, op := range []string{"Get", "Put"} {

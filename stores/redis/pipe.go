@@ -45,7 +45,7 @@ var defaultPipeLanes = 2
 type call struct {
 	cmds []goredis.Cmder
 	st   *opState      // the operation's
-	done chan struct{} // closed once every command has its reply or error
+	done chan struct{} // receives once every command has its reply or error
 }
 
 // pipeQueue is one server's queue.
@@ -150,22 +150,19 @@ func (p *autoPipe) split(ctx context.Context, cmds []goredis.Cmder) []queued {
 // the commands may then still be in flight, and must not be read; st.sent
 // records whether they may have reached the server.
 func (p *autoPipe) roundTrip(ctx context.Context, st *opState, cmds []goredis.Cmder) error {
+	if p.s.cluster == nil {
+		return p.one(ctx, st, p.single, cmds)
+	}
 	gs := p.split(ctx, cmds)
-	if len(gs) == 1 && gs[0].q.tryInline() {
-		// A free lane and nobody waiting: send at once, from this
-		// goroutine and under the caller's context.
-		p.s.direct(ctx, cmds)
-		gs[0].q.release()
-		return nil
+	if len(gs) == 1 {
+		return p.one(ctx, st, gs[0].q, cmds)
 	}
 	if ctx.Done() != nil {
-		// The caller may stop waiting, and then reuse its keys and
-		// values, while a worker still writes them.
 		own(cmds)
 	}
 	calls := make([]*call, len(gs))
 	for i, g := range gs {
-		calls[i] = &call{cmds: g.cmds, st: st, done: make(chan struct{})}
+		calls[i] = newCall(g.cmds, st)
 		g.q.enqueue(calls[i])
 	}
 	done := ctx.Done()
@@ -184,7 +181,54 @@ func (p *autoPipe) roundTrip(ctx context.Context, st *opState, cmds []goredis.Cm
 		}
 		return ctx.Err()
 	}
+	for _, c := range calls {
+		freeCall(c)
+	}
 	return nil
+}
+
+// one is roundTrip for commands bound for one queue.
+func (p *autoPipe) one(ctx context.Context, st *opState, q *pipeQueue, cmds []goredis.Cmder) error {
+	if q.tryInline() {
+		// Nothing in flight and nobody waiting: send at once, from this
+		// goroutine and under the caller's context.
+		p.s.direct(ctx, cmds)
+		q.release()
+		return nil
+	}
+	done := ctx.Done()
+	if done != nil {
+		// The caller may stop waiting, and then reuse its keys and
+		// values, while a worker still writes them.
+		own(cmds)
+	}
+	c := newCall(cmds, st)
+	q.enqueue(c)
+	select {
+	case <-c.done:
+		freeCall(c)
+		return nil
+	case <-done:
+	}
+	if !q.withdraw(c) {
+		st.sent.Store(true) // in flight, or answered already
+	}
+	return ctx.Err()
+}
+
+// calls recycles calls whose callers got their replies.
+var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func newCall(cmds []goredis.Cmder, st *opState) *call {
+	c := calls.Get().(*call)
+	c.cmds, c.st = cmds, st
+	return c
+}
+
+// freeCall recycles c, once its done was received: nothing else holds it.
+func freeCall(c *call) {
+	c.cmds, c.st = nil, nil
+	calls.Put(c)
 }
 
 // own replaces the byte slices among the arguments of cmds by copies, in
@@ -210,10 +254,10 @@ func own(cmds []goredis.Cmder) {
 	}
 }
 
-// tryInline takes a lane if one is free and nobody waits.
+// tryInline takes a lane if none is in use and nobody waits.
 func (q *pipeQueue) tryInline() bool {
 	q.mu.Lock()
-	ok := !q.closed && q.active < q.p.lanes && len(q.pending) == 0
+	ok := !q.closed && q.active == 0 && len(q.pending) == 0
 	if ok {
 		q.active++
 	}
@@ -246,7 +290,7 @@ func (q *pipeQueue) enqueue(c *call) {
 		for _, cmd := range c.cmds {
 			cmd.SetErr(goredis.ErrClosed)
 		}
-		close(c.done)
+		c.done <- struct{}{}
 		return
 	}
 	q.pending = append(q.pending, c)
@@ -270,7 +314,7 @@ func (q *pipeQueue) failPending() {
 		for _, cmd := range c.cmds {
 			cmd.SetErr(goredis.ErrClosed)
 		}
-		close(c.done)
+		c.done <- struct{}{}
 	}
 	clear(q.pending)
 	q.pending = q.pending[:0]
@@ -409,7 +453,7 @@ func (s *Store) shared(batch []*call) {
 			}
 		}
 		for _, c := range batch {
-			close(c.done)
+			c.done <- struct{}{} // the last use of c here
 		}
 	}()
 	bs := &batchState{Context: context.Background(), store: s, calls: batch}
