@@ -48,9 +48,9 @@ func (st *opState) Value(key any) any {
 	return st.Context.Value(key)
 }
 
-// hook retries the store's commands (and only those: a client passed to
-// New keeps its behavior for the caller's own commands) and counts the
-// retries.
+// hook retries the store's commands that Store.send does not retry
+// itself (and only the store's: a client passed to New keeps its behavior
+// for the caller's own commands), and counts the retries.
 type hook struct{ s *Store }
 
 var _ goredis.Hook = hook{}

@@ -422,7 +422,6 @@ func (s *Store) direct(ctx context.Context, cmds []goredis.Cmder) {
 		}
 		return
 	}
-	s.pipelines.Add(1)
 	pipe := s.c.Pipeline()
 	for _, c := range cmds {
 		_ = pipe.Process(ctx, c)
@@ -465,9 +464,6 @@ func (s *Store) shared(batch []*call) {
 			cmds[0].SetErr(err)
 		}
 		return
-	}
-	if len(cmds) > 1 {
-		s.pipelines.Add(1)
 	}
 	pipe := s.c.Pipeline()
 	for _, c := range cmds {
@@ -530,6 +526,9 @@ func (s *Store) send(ctx context.Context, cmds []goredis.Cmder) error {
 		ctx, st = s.begin(ctx)
 	}
 	st.driven.Store(true)
+	if len(cmds) > 1 {
+		s.pipelines.Add(1)
+	}
 	pending := cmds
 	for attempt := 0; ; attempt++ {
 		if err := s.pipe.roundTrip(ctx, st, pending); err != nil {

@@ -288,7 +288,10 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					}
 				case 1:
 					kind = 1
-					noErr(t, "SET", direct.Set(ctx, k, k, 0).Err())
+					if err := direct.Set(ctx, k, k, 0).Err(); err != nil {
+						fail("SET %s: %v", k, err)
+						continue
+					}
 					calls[kind].Add(1)
 					var v []byte
 					v, err = s.GetAndDelete(ctx, []byte(k))
@@ -300,7 +303,10 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					}
 				case 2:
 					kind = 2
-					noErr(t, "SET", direct.Set(ctx, k, "a", 0).Err())
+					if err := direct.Set(ctx, k, "a", 0).Err(); err != nil {
+						fail("SET %s: %v", k, err)
+						continue
+					}
 					calls[kind].Add(1)
 					var ok bool
 					ok, err = s.CompareAndSwap(ctx, []byte(k), []byte("a"), []byte("b"), 0)
@@ -378,5 +384,39 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 	if lost.Load() == 0 || indeterminate.Load() == 0 || st.AutoPipelined == 0 {
 		t.Fatalf("the test did not exercise what it checks: %d lost, %d indeterminate, %d auto-pipelined",
 			lost.Load(), indeterminate.Load(), st.AutoPipelined)
+	}
+}
+
+// TestAutoPipelineOff: with DisableAutoPipeline no operation shares a
+// round trip, and concurrent traffic still works.
+func TestAutoPipelineOff(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	for _, off := range []bool{true, false} {
+		s := open(t, redis.Options{URL: r.URL() + "?disable_auto_pipeline=" + fmt.Sprint(off), KeyPrefix: fmt.Sprint(off)})
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := []byte(fmt.Sprintf("k%d", w))
+				for i := range 200 {
+					v := []byte(fmt.Sprint(i))
+					if err := s.Put(t.Context(), k, v, 0); err != nil {
+						t.Errorf("Put: %v", err)
+						return
+					}
+					got, err := s.Get(t.Context(), k)
+					if err != nil || string(got) != string(v) {
+						t.Errorf("Get = %q, %v; want %q", got, err, v)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := s.RedisStats().AutoPipelined; (n == 0) != off {
+			t.Errorf("DisableAutoPipeline %v: %d operations shared a round trip", off, n)
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 type Stats struct {
 	Gets, Puts, Deletes uint64 // keys read, written, deleted (batches count per key)
 	Hits, Misses        uint64 // reads that found a live key, and that did not
-	Pipelines           uint64 // pipelined round trips (batches of more than one command)
+	Pipelines           uint64 // round trips of an operation's batch of more than one command
 	AutoPipelined       uint64 // operations whose commands shared a round trip with another operation's
 	Retries             uint64 // commands the store's hook sent again
 	Errors              uint64 // operations that failed, other than bad input or a miss
