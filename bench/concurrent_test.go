@@ -83,7 +83,14 @@ func redisBenchmark(b *testing.B, args ...string) float64 {
 	if err != nil {
 		b.Fatalf("redis-benchmark %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	recs, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
+	// With --cluster it first describes the cluster: keep the CSV lines.
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, `"`) {
+			lines = append(lines, l)
+		}
+	}
+	recs, err := csv.NewReader(strings.NewReader(strings.Join(lines, "\n"))).ReadAll()
 	if err != nil || len(recs) < 2 || len(recs[len(recs)-1]) < 2 {
 		b.Fatalf("redis-benchmark output: %v\n%s", err, out)
 	}

@@ -405,7 +405,7 @@ func interleaved(b *testing.B, unit string, names []string, measures ...func() f
 // second of each and the median ratios to the auto-pipelined store's.
 func BenchmarkAutoPipeline(b *testing.B) {
 	if n, _ := strconv.Atoi(os.Getenv("STRATA_PIPE_LANES")); n > 0 {
-		defer redis.SetPipeLanes(redis.SetPipeLanes(n))
+		defer redis.SetPipeLanes(redis.SetPipeLanes(n, n))
 	}
 	r := testserver.StartRedis(b, nil)
 	ctx := b.Context()

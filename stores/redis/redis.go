@@ -49,9 +49,9 @@
 //
 // # Auto-pipelining
 //
-// Concurrent operations share round trips. Each server (each master in
-// Cluster mode) has a queue with two lanes, each a round trip in flight on
-// a pooled connection. An operation that finds its server's queue idle
+// Concurrent operations share round trips. Each server has a queue with
+// two lanes (each master in Cluster mode one), a lane being a round trip
+// in flight on a pooled connection. An operation that finds its server's queue idle
 // sends its commands at once, from its own goroutine and under its own
 // context, as without auto-pipelining: a lone caller waits for nothing.
 // Otherwise its commands wait, and the next free lane sends everything
@@ -241,7 +241,8 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 }
 
 // pipeLanes returns the round trips one server's auto-pipeline queue may
-// have in flight: defaultPipeLanes, within the client's pool.
+// have in flight: defaultPipeLanes (clusterPipeLanes for a cluster's
+// masters), within the client's pool.
 func pipeLanes(client goredis.UniversalClient) int {
 	n := defaultPipeLanes
 	var pool int
@@ -249,6 +250,7 @@ func pipeLanes(client goredis.UniversalClient) int {
 	case *goredis.Client:
 		pool = c.Options().PoolSize
 	case *goredis.ClusterClient:
+		n = clusterPipeLanes
 		pool = c.Options().PoolSize
 	case *goredis.Ring:
 		pool = c.Options().PoolSize
