@@ -16,15 +16,17 @@ import (
 //
 // Each server (each master in Cluster mode) has a queue with a few lanes:
 // a lane is one round trip in flight, on one pooled connection. An
-// operation that finds a lane free and nobody waiting sends its commands
-// at once from its own goroutine, with its own context, exactly as
-// without auto-pipelining: a lone caller waits for nothing. When every
-// lane is busy its commands wait in the queue, and the next lane to come
-// free takes everything waiting (up to PipelineBatchSize commands) and
-// sends it as one go-redis pipeline, from a worker goroutine that lives
-// while the queue has work. The pipeline goes through the client's hooks
-// and, in Cluster mode, through go-redis's routing (MOVED and ASK
-// redirections) like any other.
+// operation that finds its server's queue idle (no round trip in flight,
+// nobody waiting) sends its commands at once from its own goroutine, with
+// its own context, exactly as without auto-pipelining: a lone caller
+// waits for nothing. Otherwise its commands wait in the queue; a worker
+// goroutine on a free lane, or the next lane to come free, takes
+// everything waiting (up to PipelineBatchSize commands) and sends it as
+// one go-redis pipeline, and goes on while the queue has work. (A command
+// sent alone beside a round trip in flight costs a whole write and read:
+// at 50 goroutines those took as much CPU as the pipelines.) The pipeline
+// goes through the client's hooks and, in Cluster mode, through
+// go-redis's routing (MOVED and ASK redirections) like any other.
 //
 // A shared round trip runs under a context of its own, not any caller's:
 // a caller whose context ends stops waiting (its commands leave the queue
@@ -95,11 +97,11 @@ func (p *autoPipe) queue(ctx context.Context, key string) *pipeQueue {
 	if q, ok := p.nodes.Load(node); ok {
 		return q.(*pipeQueue)
 	}
-	q := &pipeQueue{p: p}
+	// Under closeMu, so that close sees every queue or the new one starts
+	// closed.
 	p.closeMu.Lock()
-	q.closed = p.closed
-	p.closeMu.Unlock()
-	actual, _ := p.nodes.LoadOrStore(node, q)
+	defer p.closeMu.Unlock()
+	actual, _ := p.nodes.LoadOrStore(node, &pipeQueue{p: p, closed: p.closed})
 	return actual.(*pipeQueue)
 }
 
@@ -377,12 +379,12 @@ func (q *pipeQueue) work() {
 func (p *autoPipe) close() {
 	p.closeMu.Lock()
 	p.closed = true
-	p.closeMu.Unlock()
 	qs := []*pipeQueue{p.single}
 	p.nodes.Range(func(_, q any) bool {
 		qs = append(qs, q.(*pipeQueue))
 		return true
 	})
+	p.closeMu.Unlock()
 	for _, q := range qs {
 		q.mu.Lock()
 		q.closed = true
