@@ -16,12 +16,16 @@
 # not measured), so that the load of a shared machine weighs on all alike.
 # The table gives, per workload, threads and target, the median over the
 # rounds of the ops/s and of the p99 latency of all operations (go-ycsb's
-# TOTAL line), and the ratio of each strata target's median to redis's.
+# TOTAL line), and for each strata target the median of its rounds'
+# ratios to redis (each round's ops/s over redis's in the same round),
+# with their range.
 #
 # Usage: scripts/ycsb.sh [> table.md]     (progress goes to stderr)
 # Environment: ROUNDS (3), RUN (4), WARMUP (1), RECORDS (10000),
 #   THREADS ("1 16 64"), WORKLOADS ("a b c f"), LAYOUT (record: see
-#   bench/ycsb), KEEP=1 to keep the working directory.
+#   bench/ycsb), KEEP=1 to keep the working directory, RESULTS=file to keep
+#   the raw results (one line per run), TABLE=file to print the table of
+#   such a file and run nothing.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -31,6 +35,44 @@ RECORDS=${RECORDS:-10000}
 THREADS=${THREADS:-"1 16 64"}
 WORKLOADS=${WORKLOADS:-"a b c f"}
 LAYOUT=${LAYOUT:-record}
+
+targets="strata-redis strata-tier strata-pebble redis"
+
+# table RESULTS prints the table of a results file (lines: workload
+# threads target round ops/s p99 error-lines).
+table() {
+python3 - "$1" "$targets" <<'EOF2'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+targets = sys.argv[2].split()
+cell = {}
+for w, th, t, r, ops, p99, errs in rows:
+    cell[(w, int(th), t, int(r))] = (float(ops), int(p99), int(errs))
+print("| workload | threads | " + " | ".join(f"{t} ops/s (p99 µs)" for t in targets) +
+      " | " + " | ".join(f"{t} / redis [range]" for t in targets if t != "redis") + " |")
+print("|---|---|" + "---|" * (2 * len(targets) - 1))
+for (w, th) in sorted({(k[0], k[1]) for k in cell}):
+    rounds = sorted({k[3] for k in cell if k[:2] == (w, th)})
+    out = [w.upper(), str(th)]
+    for t in targets:
+        runs = [cell[(w, th, t, r)] for r in rounds if (w, th, t, r) in cell]
+        errs = sum(e for _, _, e in runs)
+        out.append(f"{statistics.median(o for o, _, _ in runs)/1000:.1f} k ({statistics.median(p for _, p, _ in runs)})" +
+                   (f" [{errs} errors]" if errs else ""))
+    for t in targets:
+        if t == "redis":
+            continue
+        ratios = [cell[(w, th, t, r)][0] / cell[(w, th, "redis", r)][0]
+                  for r in rounds if (w, th, t, r) in cell and (w, th, "redis", r) in cell]
+        out.append(f"**{statistics.median(ratios):.2f}** [{min(ratios):.2f}–{max(ratios):.2f}]")
+    print("| " + " | ".join(out) + " |")
+EOF2
+}
+
+if [ -n "${TABLE:-}" ]; then
+	table "$TABLE"
+	exit 0
+fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -67,7 +109,6 @@ args() {
 	redis) echo "redis -p redis.addr=127.0.0.1:$port -p redis.db=1" ;;
 	esac
 }
-targets="strata-redis strata-tier strata-pebble redis"
 common="-p recordcount=$RECORDS -p requestdistribution=zipfian"
 
 results=$work/results
@@ -104,27 +145,6 @@ for w in $WORKLOADS; do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-# The table: medians over the rounds.
-python3 - "$results" "$targets" <<'EOF'
-import sys, statistics
-rows = [l.split() for l in open(sys.argv[1])]
-targets = sys.argv[2].split()
-cell = {}
-for w, th, t, r, ops, p99, errs in rows:
-    cell.setdefault((w, int(th), t), []).append((float(ops), int(p99), int(errs)))
-print("| workload | threads | " + " | ".join(f"{t} ops/s (p99 µs)" for t in targets) +
-      " | " + " | ".join(f"{t} / redis" for t in targets if t != "redis") + " |")
-print("|---|---|" + "---|" * (2 * len(targets) - 1))
-for (w, th) in sorted({(w, th) for (w, th, _) in cell}):
-    med = {t: (statistics.median(o for o, _, _ in cell[(w, th, t)]),
-               statistics.median(p for _, p, _ in cell[(w, th, t)]),
-               sum(e for _, _, e in cell[(w, th, t)])) for t in targets if (w, th, t) in cell}
-    out = [f"{w.upper()}", str(th)]
-    for t in targets:
-        o, p, e = med[t]
-        out.append(f"{o/1000:.1f} k ({p})" + (f" [{e} errors]" if e else ""))
-    for t in targets:
-        if t != "redis":
-            out.append(f"**{med[t][0]/med['redis'][0]:.2f}**")
-    print("| " + " | ".join(out) + " |")
-EOF
+
+cp "$results" "${RESULTS:-/dev/null}"
+table "$results"

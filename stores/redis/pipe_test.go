@@ -208,56 +208,102 @@ func scribble(bufs ...[]byte) {
 	}
 }
 
-// TestAutoPipelineLostReplies runs concurrent traffic through a proxy that
-// loses replies at random, after the server acted (the connection reset,
-// or left hanging). Non-idempotent operations work on fresh keys whose
-// state before is known, so that a command sent twice shows in its reply
-// (PutIfAbsent false, GetAndDelete not found, CompareAndSwap false, a
-// commit's conflict), and INFO commandstats shows that none ran more often
-// than it was called. Every other reply is checked against its request.
+// TestAutoPipelineLostReplies runs onceTraffic through a proxy that loses
+// replies at random, after the server acted (the connection reset, or left
+// hanging).
 func TestAutoPipelineLostReplies(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
 	p := startProxy(t, r.Addr)
 	s := open(t, redis.Options{URL: "redis://" + p.Addr() + "/0", ReadTimeout: 200 * time.Millisecond,
 		MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond})
-	direct := r.Client(t)
-	ctx := t.Context()
-	noErr(t, "CompareAndSwap", func() error { _, err := s.CompareAndSwap(ctx, []byte("warm"), nil, []byte("x"), 0); return err }())
-	noErr(t, "Commit", s.Commit(ctx, new(strata.WriteBatch).Put([]byte("warm2"), []byte("x"), 0)))
-	noErr(t, "CONFIG RESETSTAT", direct.ConfigResetStat(ctx).Err())
-
-	stop := make(chan struct{})
-	var faults sync.WaitGroup
 	var lost atomic.Int64
-	faults.Add(2)
-	go func() { // drop a reply every few milliseconds
-		defer faults.Done()
+	res := onceTraffic(t, s, r.Client(t), func(stop <-chan struct{}) {
 		rng := rand.New(rand.NewPCG(7, 7))
+		for {
+			select {
+			case <-stop:
+				p.failNextReply(pass)
+				return
+			case <-p.dropped:
+				lost.Add(1)
+			case <-time.After(time.Duration(2+rng.IntN(8)) * time.Millisecond):
+				p.failNextReply([]int32{dropReset, dropHang}[rng.IntN(2)])
+			}
+		}
+	})
+	t.Logf("%v; %d replies lost", res, lost.Load())
+	if lost.Load() == 0 || res.indeterminate == 0 {
+		t.Fatalf("the test did not exercise what it checks: %d lost, %d indeterminate", lost.Load(), res.indeterminate)
+	}
+}
+
+// TestAutoPipelineClientKill runs onceTraffic while CLIENT KILL closes
+// every connection of the store (those of its ACL user), every few
+// milliseconds, on the server's side.
+func TestAutoPipelineClientKill(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, &testserver.RedisOptions{Users: []string{"store on >store-pw ~* &* +@all"}})
+	s := open(t, redis.Options{URL: "redis://store:store-pw@" + r.Addr + "/0", MaxRetries: 3,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond})
+	admin := r.Client(t)
+	var killed atomic.Int64
+	res := onceTraffic(t, s, r.Client(t), func(stop <-chan struct{}) {
+		rng := rand.New(rand.NewPCG(8, 8))
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(time.Duration(2+rng.IntN(8)) * time.Millisecond):
 			}
-			p.failNextReply([]int32{dropReset, dropHang}[rng.IntN(2)])
-		}
-	}()
-	go func() {
-		defer faults.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-p.dropped:
-				lost.Add(1)
+			n, err := admin.Do(t.Context(), "client", "kill", "user", "store").Int64()
+			if err == nil {
+				killed.Add(n)
 			}
 		}
+	})
+	t.Logf("%v; %d connections killed", res, killed.Load())
+	if killed.Load() == 0 {
+		t.Fatal("CLIENT KILL closed no connection")
+	}
+}
+
+// onceResult is what onceTraffic saw.
+type onceResult struct {
+	calls                                       [4]int64 // PutIfAbsent, GetAndDelete, CompareAndSwap, Commit
+	indeterminate, unavailable, shared, retries int64
+}
+
+func (r onceResult) String() string {
+	return fmt.Sprintf("calls %v, %d indeterminate, %d unavailable; %d retries, %d operations shared a round trip",
+		r.calls, r.indeterminate, r.unavailable, r.retries, r.shared)
+}
+
+// onceTraffic runs 16 goroutines for 3 seconds against s while faults
+// runs (until its channel closes). Non-idempotent operations work on
+// fresh keys whose state before is known, so that a command sent twice
+// shows in its reply (PutIfAbsent false, GetAndDelete not found,
+// CompareAndSwap false, a commit's conflict), and INFO commandstats on
+// direct (which bypasses the faults) shows that none ran more often than
+// it was called. Every other reply is checked against its request. Every
+// error must be ErrIndeterminate (for a write) or ErrUnavailable (then
+// the key is as it was).
+func onceTraffic(t *testing.T, s *redis.Store, direct *goredis.Client, faults func(stop <-chan struct{})) onceResult {
+	ctx := t.Context()
+	noErr(t, "CompareAndSwap", func() error { _, err := s.CompareAndSwap(ctx, []byte("warm"), nil, []byte("x"), 0); return err }())
+	noErr(t, "Commit", s.Commit(ctx, new(strata.WriteBatch).Put([]byte("warm2"), []byte("x"), 0)))
+	noErr(t, "CONFIG RESETSTAT", direct.ConfigResetStat(ctx).Err())
+
+	stop := make(chan struct{})
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		faults(stop)
 	}()
 
 	const workers = 16
-	var calls [4]atomic.Int64 // PutIfAbsent, GetAndDelete, CompareAndSwap, Commit
-	var indeterminate, unavailable, twice atomic.Int64
+	var calls [4]atomic.Int64
+	var indeterminate, unavailable atomic.Int64
 	var failures atomic.Int64
 	fail := func(format string, args ...any) {
 		if failures.Add(1) <= 20 {
@@ -275,7 +321,7 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 			for seq := 0; time.Now().Before(deadline); seq++ {
 				k := fmt.Sprintf("w%d:%d", w, seq)
 				var err error
-				var kind int
+				kind := -1
 				switch op := rng.IntN(6); op {
 				case 0:
 					kind = 0
@@ -283,7 +329,6 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					var ok bool
 					ok, err = s.PutIfAbsent(ctx, []byte(k), []byte(k), 0)
 					if err == nil && !ok {
-						twice.Add(1)
 						fail("PutIfAbsent(%s) = false on a fresh key: sent twice", k)
 					}
 				case 1:
@@ -296,8 +341,8 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					var v []byte
 					v, err = s.GetAndDelete(ctx, []byte(k))
 					if errors.Is(err, strata.ErrNotFound) {
-						twice.Add(1)
 						fail("GetAndDelete(%s) found nothing: sent twice", k)
+						err = nil
 					} else if err == nil && string(v) != k {
 						fail("GetAndDelete(%s) = %q", k, v)
 					}
@@ -311,7 +356,6 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					var ok bool
 					ok, err = s.CompareAndSwap(ctx, []byte(k), []byte("a"), []byte("b"), 0)
 					if err == nil && !ok {
-						twice.Add(1)
 						fail("CompareAndSwap(%s) = false: sent twice", k)
 					}
 				case 3:
@@ -319,12 +363,10 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 					calls[kind].Add(1)
 					err = s.Commit(ctx, new(strata.WriteBatch).IfAbsent([]byte(k)).Put([]byte(k), []byte(k), 0))
 					if errors.Is(err, strata.ErrConflict) {
-						twice.Add(1)
 						fail("Commit(%s) conflicts on a fresh key: sent twice", k)
 						err = nil
 					}
 				case 4:
-					kind = -1
 					err = s.Put(ctx, own, []byte(k), 0)
 					if err == nil {
 						var v []byte
@@ -334,7 +376,6 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 						}
 					}
 				default:
-					kind = -1
 					var vals [][]byte
 					other := []byte(fmt.Sprintf("w%d:none", w))
 					vals, err = s.GetMany(ctx, [][]byte{own, other})
@@ -344,7 +385,9 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 				}
 				switch {
 				case err == nil:
-				case kind >= 0 && errors.Is(err, strata.ErrIndeterminate) && !errors.Is(err, strata.ErrUnavailable):
+				case errors.Is(err, strata.ErrIndeterminate) && !errors.Is(err, strata.ErrUnavailable):
+					// A write that may have been applied (for Put, its
+					// retries exhausted).
 					indeterminate.Add(1)
 				case errors.Is(err, strata.ErrUnavailable) && !errors.Is(err, strata.ErrIndeterminate):
 					unavailable.Add(1)
@@ -355,9 +398,6 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 							fail("operation %d on %s unavailable, but EXISTS = %d", kind, k, n)
 						}
 					}
-				case kind < 0 && errors.Is(err, strata.ErrIndeterminate):
-					// Put with its retries exhausted.
-					indeterminate.Add(1)
 				default:
 					fail("operation %d on %s: %v", kind, k, err)
 				}
@@ -366,25 +406,27 @@ func TestAutoPipelineLostReplies(t *testing.T) {
 	}
 	wg.Wait()
 	close(stop)
-	faults.Wait()
-	p.failNextReply(pass)
+	<-faultsDone
 
 	// No command that must not be sent twice ran more often than called.
-	scripts := commandCalls(t, direct, "evalsha") + commandCalls(t, direct, "eval")
-	if n := commandCalls(t, direct, "getdel"); int64(n) > calls[1].Load() {
-		t.Errorf("GETDEL ran %d times for %d GetAndDelete calls", n, calls[1].Load())
+	var res onceResult
+	for i := range calls {
+		res.calls[i] = calls[i].Load()
 	}
-	if int64(scripts) > calls[2].Load()+calls[3].Load() {
-		t.Errorf("scripts ran %d times for %d CompareAndSwap and Commit calls", scripts, calls[2].Load()+calls[3].Load())
+	scripts := commandCalls(t, direct, "evalsha") + commandCalls(t, direct, "eval")
+	if n := commandCalls(t, direct, "getdel"); int64(n) > res.calls[1] {
+		t.Errorf("GETDEL ran %d times for %d GetAndDelete calls", n, res.calls[1])
+	}
+	if int64(scripts) > res.calls[2]+res.calls[3] {
+		t.Errorf("scripts ran %d times for %d CompareAndSwap and Commit calls", scripts, res.calls[2]+res.calls[3])
 	}
 	st := s.RedisStats()
-	t.Logf("calls %d/%d/%d/%d; %d replies lost, %d indeterminate, %d unavailable, %d sent twice; %d retries, %d shared a round trip",
-		calls[0].Load(), calls[1].Load(), calls[2].Load(), calls[3].Load(), lost.Load(), indeterminate.Load(),
-		unavailable.Load(), twice.Load(), st.Retries, st.AutoPipelined)
-	if lost.Load() == 0 || indeterminate.Load() == 0 || st.AutoPipelined == 0 {
-		t.Fatalf("the test did not exercise what it checks: %d lost, %d indeterminate, %d auto-pipelined",
-			lost.Load(), indeterminate.Load(), st.AutoPipelined)
+	res.indeterminate, res.unavailable = indeterminate.Load(), unavailable.Load()
+	res.shared, res.retries = int64(st.AutoPipelined), int64(st.Retries)
+	if res.shared == 0 {
+		t.Errorf("no operation shared a round trip: %v", res)
 	}
+	return res
 }
 
 // TestAutoPipelineOff: with DisableAutoPipeline no operation shares a
