@@ -51,10 +51,11 @@
 //
 // Concurrent operations share round trips. Each server has a queue with
 // two lanes (each master in Cluster mode one), a lane being a round trip
-// in flight on a pooled connection. An operation that finds its server's queue idle
-// sends its commands at once, from its own goroutine and under its own
-// context, as without auto-pipelining: a lone caller waits for nothing.
-// Otherwise its commands wait, and the next free lane sends everything
+// in flight on a pooled connection. An operation that finds its server's
+// queue idle (nothing in flight, nobody waiting) sends its commands at
+// once, from its own goroutine and under its own context, as without
+// auto-pipelining: a lone caller waits for nothing. Otherwise its commands
+// wait, and a free lane, or the next to come free, sends everything
 // waiting (up to PipelineBatchSize commands, from any number of
 // operations) as one go-redis pipeline, from a worker goroutine that lives
 // while the queue has work. Single-key operations, batches (each chunk's
