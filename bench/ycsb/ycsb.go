@@ -84,9 +84,10 @@ func (creator) Create(p *properties.Properties) (goycsb.DB, error) {
 		s = t
 	}
 	n := p.GetInt64(prop.FieldCount, prop.FieldCountDefault)
-	d := &db{s: s, fields: make([]string, n)}
+	d := &db{s: s, fields: make([]string, n), names: make(map[string]string, n)}
 	for i := range d.fields {
 		d.fields[i] = "field" + strconv.Itoa(i)
+		d.names[d.fields[i]] = d.fields[i]
 	}
 	switch layout := p.GetString(PropLayout, "record"); layout {
 	case "record":
@@ -102,8 +103,9 @@ func (creator) Create(p *properties.Properties) (goycsb.DB, error) {
 // db is a strata store seen as a YCSB database.
 type db struct {
 	s      strata.Store
-	fields []string // every field of a record, in order
-	record bool     // the record layout
+	fields []string          // every field of a record, in order
+	names  map[string]string // the same, by themselves
+	record bool              // the record layout
 }
 
 var _ goycsb.DB = (*db)(nil)
@@ -205,7 +207,7 @@ func (d *db) readRecord(ctx context.Context, table, rec string, fields []string)
 	if err != nil {
 		return nil, err
 	}
-	all, err := decode(v)
+	all, err := decode(v, d.names)
 	if err != nil || len(fields) == 0 {
 		return all, err
 	}
@@ -229,7 +231,7 @@ func (d *db) putRecord(ctx context.Context, table, rec string, values map[string
 		case err != nil:
 			return err
 		default:
-			old, err := decode(v)
+			old, err := decode(v, d.names)
 			if err != nil {
 				return err
 			}
@@ -259,9 +261,10 @@ func encode(values map[string][]byte) []byte {
 	return b
 }
 
-// decode is the inverse of encode.
-func decode(b []byte) (map[string][]byte, error) {
-	out := make(map[string][]byte, 10)
+// decode is the inverse of encode. Field names found in names are the
+// strings there, not new ones.
+func decode(b []byte, names map[string]string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
 	for len(b) > 0 {
 		nf, i := binary.Uvarint(b)
 		if i <= 0 {
@@ -273,8 +276,16 @@ func decode(b []byte) (map[string][]byte, error) {
 			return nil, fmt.Errorf("ycsb: %w: bad record", strata.ErrCorrupt)
 		}
 		b = b[i:]
-		out[string(b[:nf])] = b[nf : nf+nv : nf+nv]
+		out[intern(b[:nf], names)] = b[nf : nf+nv : nf+nv]
 		b = b[nf+nv:]
 	}
 	return out, nil
+}
+
+// intern returns the string of b: the one in names if there is one.
+func intern(b []byte, names map[string]string) string {
+	if n, ok := names[string(b)]; ok { // no allocation
+		return n
+	}
+	return string(b)
 }
