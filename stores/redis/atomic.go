@@ -52,7 +52,7 @@ func (s *Store) do(ctx context.Context, once bool, args ...any) (*goredis.Cmd, e
 	if once {
 		c = onceCmd{cmd}
 	}
-	return cmd, s.c.Process(ctx, c)
+	return cmd, s.process(ctx, c)
 }
 
 // eval runs sc on key by digest, and by source if the server does not know
@@ -180,7 +180,7 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewIntCmd(ctx, "pttl", s.key(key))
-	err := s.c.Process(ctx, cmd)
+	err := s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err != nil {
 		return 0, s.fail(ctx, "ttl", key, st, err, false)

@@ -108,7 +108,7 @@ func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 			mgets[i] = goredis.NewSliceCmd(ctx, args...)
 			cmds[i] = mgets[i]
 		}
-		if err := s.exec(ctx, cmds); err != nil {
+		if err := s.send(ctx, cmds); err != nil {
 			return err
 		}
 		for i, g := range gs {
@@ -203,7 +203,7 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 			}
 			flush()
 		}
-		if err := s.exec(ctx, cmds); err != nil {
+		if err := s.send(ctx, cmds); err != nil {
 			return err
 		}
 		written = true
@@ -250,7 +250,7 @@ func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
 			unlinks[i] = goredis.NewIntCmd(ctx, args...)
 			cmds[i] = unlinks[i]
 		}
-		if err := s.exec(ctx, cmds); err != nil {
+		if err := s.send(ctx, cmds); err != nil {
 			return err
 		}
 		for _, u := range unlinks {
@@ -391,14 +391,14 @@ func (s *Store) readWithTTL(ctx context.Context, keys [][]byte) ([]strata.Entry,
 		for i := range gs {
 			call(i, "evalsha", getManyTTLScript.sha)
 		}
-		err := s.exec(ctx, cmds)
+		err := s.send(ctx, cmds)
 		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The server lost the script (restart, SCRIPT FLUSH): send
 			// it by source.
 			for i := range gs {
 				call(i, "eval", getManyTTLScript.src)
 			}
-			err = s.exec(ctx, cmds)
+			err = s.send(ctx, cmds)
 		}
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/csv"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -367,4 +368,91 @@ func BenchmarkCommit(b *testing.B) {
 		run(b, commit)
 		compare(b, r.Port, "keys/s", 1, 100, commit, "-c", "1", "-P", "100", "-t", "set")
 	})
+}
+
+// interleaved runs the measures in turn, pairRounds times, so that the
+// load of a shared machine weighs on all alike, and reports the median of
+// each (named by names, in unit) and the median of the first one's ratios
+// to each other (names[0]/name).
+func interleaved(b *testing.B, unit string, names []string, measures ...func() float64) {
+	b.StopTimer()
+	vals := make([][]float64, len(measures))
+	ratios := make([][]float64, len(measures))
+	for range pairRounds {
+		var first float64
+		for j, m := range measures {
+			v := m()
+			if j == 0 {
+				first = v
+			}
+			vals[j] = append(vals[j], v)
+			ratios[j] = append(ratios[j], first/v)
+		}
+	}
+	for j, name := range names {
+		b.ReportMetric(median(vals[j]), name+"-"+unit)
+		if j > 0 {
+			b.ReportMetric(median(ratios[j]), names[0]+"/"+name)
+		}
+	}
+}
+
+// BenchmarkAutoPipeline measures single-key Get and Put from 1, 16, 50
+// and 64 goroutines through the store with auto-pipelining (the default),
+// through the same store without it (DisableAutoPipeline), and with
+// redis-benchmark at the same concurrency (-c), in interleaved rounds on
+// one server: 100-byte values, 10000 keys. It reports the operations per
+// second of each and the median ratios to the auto-pipelined store's.
+func BenchmarkAutoPipeline(b *testing.B) {
+	if n, _ := strconv.Atoi(os.Getenv("STRATA_PIPE_LANES")); n > 0 {
+		defer redis.SetPipeLanes(redis.SetPipeLanes(n, n))
+	}
+	r := testserver.StartRedis(b, nil)
+	ctx := b.Context()
+	openStore := func(disable bool) *redis.Store {
+		s, err := redis.Open(ctx, &redis.Options{URL: r.URL(), PoolSize: 64, DisableAutoPipeline: disable})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	on, off := openStore(false), openStore(true)
+	value := make([]byte, 100)
+	entries := make([]strata.Entry, benchKeys)
+	for i := range entries {
+		entries[i] = strata.Entry{Key: benchKey(i), Value: value}
+	}
+	if err := on.PutMany(ctx, entries); err != nil {
+		b.Fatal(err)
+	}
+	ops := map[string]func(s *redis.Store) func(i int) error{
+		"Get": func(s *redis.Store) func(i int) error {
+			return func(i int) error { _, err := s.Get(ctx, benchKey(i)); return err }
+		},
+		"Put": func(s *redis.Store) func(i int) error {
+			return func(i int) error { return s.Put(ctx, benchKey(i), value, 0) }
+		},
+	}
+	for _, op := range []string{"Get", "Put"} {
+		test := map[string]string{"Get": "get", "Put": "set"}[op]
+		for _, conc := range []int{1, 16, 50, 64} {
+			b.Run(fmt.Sprintf("%s/c%d", op, conc), func(b *testing.B) {
+				fOn, fOff := ops[op](on), ops[op](off)
+				for b.Loop() {
+					if err := fOn(0); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var last float64
+				interleaved(b, "ops/s", []string{"auto", "off", "redis-benchmark"},
+					func() float64 { last = rateFor(b, pairRound, conc, 1, fOn); return last },
+					func() float64 { return rateFor(b, pairRound, conc, 1, fOff) },
+					func() float64 {
+						n := strconv.Itoa(max(int(last*pairRound.Seconds()), 5000))
+						return redisBenchmark(b, r.Port, "-n", n, "-c", strconv.Itoa(conc), "-t", test)
+					})
+			})
+		}
+	}
 }

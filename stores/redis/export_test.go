@@ -11,3 +11,11 @@ var NewFresh = func(c goredis.UniversalClient, o *Options) (*Store, error) { ret
 
 // JoinURLs is joinURLs.
 var JoinURLs = joinURLs
+
+// SetPipeLanes sets the lanes per server of the stores opened from now
+// on, standalone and Cluster, and returns the previous values.
+func SetPipeLanes(one, cluster int) (int, int) {
+	o, c := defaultPipeLanes, clusterPipeLanes
+	defaultPipeLanes, clusterPipeLanes = one, cluster
+	return o, c
+}

@@ -27,6 +27,9 @@ type opState struct {
 	// sent the current command to a node: more than one means go-redis
 	// followed a redirection or retried on its own.
 	nodeAttempts atomic.Int32
+	// driven is set when Store.send retries the operation's commands
+	// itself: the hook then makes one attempt of each.
+	driven atomic.Bool
 }
 
 // begin returns ctx marked for the store's hook, and the operation's
@@ -45,9 +48,9 @@ func (st *opState) Value(key any) any {
 	return st.Context.Value(key)
 }
 
-// hook retries the store's commands (and only those: a client passed to
-// New keeps its behavior for the caller's own commands) and counts the
-// retries.
+// hook retries the store's commands that Store.send does not retry
+// itself (and only the store's: a client passed to New keeps its behavior
+// for the caller's own commands), and counts the retries.
 type hook struct{ s *Store }
 
 var _ goredis.Hook = hook{}
@@ -61,6 +64,14 @@ func (h hook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 		st, _ := ctx.Value(opKey{}).(*opState)
 		if st == nil || st.store != h.s {
 			return next(ctx, cmd)
+		}
+		if st.driven.Load() {
+			st.nodeAttempts.Store(0)
+			err := next(ctx, cmd)
+			if n := st.nodeAttempts.Load(); n > 1 {
+				h.s.retries.Add(uint64(n - 1))
+			}
+			return err
 		}
 		noRetry := cmd.NoRetry()
 		for attempt := 0; ; attempt++ {
@@ -82,7 +93,7 @@ func (h hook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 func (h hook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		st, _ := ctx.Value(opKey{}).(*opState)
-		if st == nil || st.store != h.s {
+		if st == nil || st.store != h.s || st.driven.Load() {
 			return next(ctx, cmds)
 		}
 		pending := cmds
@@ -229,6 +240,11 @@ func (h nodeHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 // (or an ASKING redirection) may have reached the server.
 func (h nodeHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if bs, _ := ctx.Value(batchKey{}).(*batchState); bs != nil && bs.store == h.s {
+			err := next(ctx, cmds)
+			bs.noteNodePipeline(cmds, err)
+			return err
+		}
 		st, _ := ctx.Value(opKey{}).(*opState)
 		if st == nil || st.store != h.s {
 			return next(ctx, cmds)

@@ -51,8 +51,9 @@ const (
 // spellings in their alias tags.
 //
 // [New], which takes a client already made, uses only the store's fields:
-// KeyPrefix, DefaultTTL, MaxValueSize, PipelineBatchSize, MaxRetries,
-// MinRetryBackoff, MaxRetryBackoff and CloseClient.
+// KeyPrefix, DefaultTTL, MaxValueSize, PipelineBatchSize,
+// DisableAutoPipeline, MaxRetries, MinRetryBackoff, MaxRetryBackoff and
+// CloseClient.
 //
 // Options' String method (used by %v, %+v and %#v) and LogValue (used by
 // log/slog) redact the password.
@@ -167,6 +168,13 @@ type Options struct {
 	// batches take several. Default 1000.
 	PipelineBatchSize int `toml:"pipeline_batch_size"`
 
+	// DisableAutoPipeline turns auto-pipelining off: each operation then
+	// sends its commands on a connection of its own. Default false: the
+	// commands of concurrent operations bound for one server share its
+	// connections' writes and round trips (see the package documentation).
+	// URL parameter: disable_auto_pipeline=true.
+	DisableAutoPipeline bool `toml:"disable_auto_pipeline"`
+
 	// CloseClient makes Close close the client as well. Default false: the
 	// caller owns a client passed to New and closes it after the store.
 	// Open sets it. Code only.
@@ -215,6 +223,7 @@ func (o Options) String() string {
 	field("TLSInsecureSkipVerify", o.TLSInsecureSkipVerify, o.TLSInsecureSkipVerify)
 	field("TLSConfig", "(set)", o.TLSConfig != nil)
 	field("PipelineBatchSize", o.PipelineBatchSize, o.PipelineBatchSize != 0)
+	field("DisableAutoPipeline", o.DisableAutoPipeline, o.DisableAutoPipeline)
 	field("CloseClient", o.CloseClient, o.CloseClient)
 	b.WriteByte('}')
 	return b.String()
@@ -576,6 +585,9 @@ func (o *Options) mergeQuery(u *url.URL) error {
 	str("tls_ca_file", &o.TLSCAFile)
 	str("tls_cert_file", &o.TLSCertFile)
 	str("tls_key_file", &o.TLSKeyFile)
+	if q.Bool("disable_auto_pipeline", false) {
+		o.DisableAutoPipeline = true
+	}
 	if s := q.String("max_retries", ""); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < -1 {

@@ -68,13 +68,14 @@ func TestValidate(t *testing.T) {
 func TestParseURL(t *testing.T) {
 	c, err := redis.ParseURL("rediss://user:pw@cache.internal:6380/2?prefix=app:&default_ttl=1h&max_value_size=1024" +
 		"&pool_min_conns=2&pool_max_conns=8&connect_timeout=1s&read_timeout=250ms&write_timeout=300ms" +
-		"&max_retries=5&retry_min_backoff=1ms&retry_max_backoff=100ms&pipeline_batch_size=64&tls_server_name=cache")
+		"&max_retries=5&retry_min_backoff=1ms&retry_max_backoff=100ms&pipeline_batch_size=64&tls_server_name=cache" +
+		"&disable_auto_pipeline=true")
 	noErr(t, "ParseURL", err)
 	want := redis.Options{
 		URL: c.URL, KeyPrefix: "app:", DefaultTTL: time.Hour, MaxValueSize: 1024, MinIdleConns: 2, PoolSize: 8,
 		DialTimeout: time.Second, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
 		MaxRetries: 5, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond,
-		PipelineBatchSize: 64, TLS: true, TLSServerName: "cache",
+		PipelineBatchSize: 64, TLS: true, TLSServerName: "cache", DisableAutoPipeline: true,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("ParseURL =\n%v\nwant\n%v", c, want)
@@ -142,6 +143,7 @@ retry_max_backoff = "1s"
 cluster_mode = false
 tls = false
 pipeline_batch_size = 500
+disable_auto_pipeline = true
 
 [checkpoint]
 checkpoint_dir = "/var/lib/app/checkpoints"
@@ -167,7 +169,7 @@ func TestOptionsFromConfigFile(t *testing.T) {
 		URL: "redis://:s3cret@cache.internal:6379/0", KeyPrefix: "stream:", DefaultTTL: 24 * time.Hour,
 		MinIdleConns: 2, PoolSize: 32, DialTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond, MaxRetries: 5, MinRetryBackoff: 10 * time.Millisecond,
-		MaxRetryBackoff: time.Second, PipelineBatchSize: 500,
+		MaxRetryBackoff: time.Second, PipelineBatchSize: 500, DisableAutoPipeline: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("fileOptions =\n%v\nwant\n%v", c, want)

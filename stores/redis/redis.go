@@ -47,32 +47,67 @@
 // written or deleted during the walk may or may not appear, keys that
 // vanish are skipped, and a key may appear twice as with Keys.
 //
+// # Auto-pipelining
+//
+// Concurrent operations share round trips. Each server has a queue with
+// two lanes (each master in Cluster mode one), a lane being a round trip
+// in flight on a pooled connection. An operation that finds its server's
+// queue idle (nothing in flight, nobody waiting) sends its commands at
+// once, from its own goroutine and under its own context, as without
+// auto-pipelining: a lone caller waits for nothing. Otherwise its commands
+// wait, and a free lane, or the next to come free, sends everything
+// waiting (up to PipelineBatchSize commands, from any number of
+// operations) as one go-redis pipeline, from a worker goroutine that lives
+// while the queue has work. Single-key operations, batches (each chunk's
+// commands go to their servers' queues) and scripts all take part;
+// GetWithTTL (a MULTI transaction), Keys, snapshots' scans and the
+// cluster-wide readings do not. In Cluster mode a queue's pipeline still
+// goes through go-redis's routing, so MOVED and ASK redirections are
+// followed as for any other command. Options.DisableAutoPipeline turns it
+// off: each operation then sends its commands on a connection of its own.
+//
+// A shared round trip runs under a context of its own: hooks on the
+// client see that context, not the callers'. An operation whose context
+// ends while it waits returns at once with the context's error: its
+// commands leave the queue if they are still in it (nothing was sent),
+// and otherwise the round trip goes on for the others and the operation's
+// reply is dropped. A write abandoned in flight so may still be applied
+// after the call returned (it reports strata.ErrIndeterminate). The store
+// copies the keys and values of a waiting command whose caller may stop
+// waiting, so that the caller may reuse its buffers at once. Close waits
+// for the shared round trips in flight.
+//
 // # Retries and errors
 //
-// A hook installed on the client retries the store's commands (never the
-// other commands of a client passed to New) after transient failures, up to
-// MaxRetries times with randomized exponential backoff, and counts each
-// retry (RedisStats().Retries). Idempotent commands (reads, SET, UNLINK,
-// batches) are retried after any connection failure. PutIfAbsent,
-// GetAndDelete and CompareAndSwap are not idempotent: they are retried only
-// when the failure proves the command never reached the server (no
-// connection could be made, or the server refused it unexecuted, such as
-// LOADING or TRYAGAIN); after a timeout or a connection lost once the
-// command was written they fail with an error matching
+// The store retries its commands (never the other commands of a client
+// passed to New) after transient failures, up to MaxRetries times with
+// randomized exponential backoff, and counts each retry
+// (RedisStats().Retries). Retries are each operation's own, also when its
+// commands shared a round trip: a shared round trip is one attempt, after
+// which each operation decides from its own commands' errors, with its own
+// context and backoff, whether to send the failed ones again (without
+// auto-pipelining a hook installed on the client does the same).
+// Idempotent commands (reads, SET, UNLINK, batches) are retried after any
+// connection failure. PutIfAbsent, GetAndDelete and CompareAndSwap are not
+// idempotent: they are retried only when the failure proves the command
+// never reached the server (no connection could be made, or the server
+// refused it unexecuted, such as LOADING or TRYAGAIN); after a timeout or
+// a connection lost once the command was written (with the whole pipeline
+// it shared, if it did) they fail with an error matching
 // strata.ErrIndeterminate: it may have been applied. go-redis itself is
 // told not to resend them either, even on a client passed to New whose own
-// MaxRetries is set. In Cluster mode go-redis also follows MOVED and ASK
-// redirections, and retries on its own up to its MaxRedirects (3) times;
-// those attempts count as retries as well, for the nodes a client connects
-// to after New.
+// MaxRetries is set (nor anything that shares a pipeline with them). In
+// Cluster mode go-redis also follows MOVED and ASK redirections, and
+// retries on its own up to its MaxRedirects (3) times; those attempts
+// count as retries as well, for the nodes a client connects to after New.
 //
-// Clients made by Open set go-redis's own MaxRetries to -1 (the hook does
-// it, counted), dial once per attempt, and honor context deadlines inside
-// a command (ContextTimeoutEnabled); a context cancelled without a
-// deadline takes effect at the next command or ReadTimeout. After
-// PoolSize failed dials in a row go-redis stops dialing and probes the
-// server once a second, so a restarted server is used again within about
-// a second.
+// Clients made by Open set go-redis's own MaxRetries to -1 (the store
+// does it, counted), dial once per attempt, and honor context deadlines
+// inside a command (ContextTimeoutEnabled). A context cancelled without a
+// deadline ends the wait of a queued operation at once, and otherwise
+// takes effect at the next command or ReadTimeout. After PoolSize failed
+// dials in a row go-redis stops dialing and probes the server once a
+// second, so a restarted server is used again within about a second.
 //
 // # Errors
 //
@@ -127,10 +162,14 @@ type Store struct {
 	closed     atomic.Bool
 	lastReload atomic.Int64
 
-	stats     counters.Set
-	retries   atomic.Uint64
-	pipelines atomic.Uint64
-	latency   histogram
+	// pipe is the auto-pipelining, nil when it is off.
+	pipe *autoPipe
+
+	stats         counters.Set
+	retries       atomic.Uint64
+	pipelines     atomic.Uint64
+	autoPipelined atomic.Uint64
+	latency       histogram
 }
 
 var (
@@ -196,7 +235,31 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 		s.ring = c
 	}
 	client.AddHook(hook{s})
+	if !o.DisableAutoPipeline {
+		s.pipe = newAutoPipe(s, pipeLanes(client))
+	}
 	return s, nil
+}
+
+// pipeLanes returns the round trips one server's auto-pipeline queue may
+// have in flight: defaultPipeLanes (clusterPipeLanes for a cluster's
+// masters), within the client's pool.
+func pipeLanes(client goredis.UniversalClient) int {
+	n := defaultPipeLanes
+	var pool int
+	switch c := client.(type) {
+	case *goredis.Client:
+		pool = c.Options().PoolSize
+	case *goredis.ClusterClient:
+		n = clusterPipeLanes
+		pool = c.Options().PoolSize
+	case *goredis.Ring:
+		pool = c.Options().PoolSize
+	}
+	if pool > 0 {
+		n = min(n, pool)
+	}
+	return n
 }
 
 // Open connects to the server or cluster opts describes, checks it answers
@@ -338,7 +401,7 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStringCmd(ctx, "get", s.key(key))
-	err := s.c.Process(ctx, cmd)
+	err := s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err == goredis.Nil {
 		s.stats.Miss()
@@ -361,7 +424,7 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStatusCmd(ctx, setArgs(s.key(key), value, ttl)...)
-	err = s.c.Process(ctx, cmd)
+	err = s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err != nil {
 		return s.fail(ctx, "put", key, st, err, true)
@@ -378,7 +441,7 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewIntCmd(ctx, "unlink", s.key(key))
-	err := s.c.Process(ctx, cmd)
+	err := s.process(ctx, cmd)
 	s.latency.observe(start)
 	if err != nil {
 		return s.fail(ctx, "delete", key, st, err, true)
@@ -394,10 +457,20 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if s.pipe != nil {
+		s.pipe.close()
+	}
+	var err error
 	if s.opts.CloseClient {
-		if err := s.c.Close(); err != nil {
-			return s.err("close", nil, err)
-		}
+		err = s.c.Close()
+	}
+	if s.pipe != nil {
+		// Shared round trips in flight end with their replies, their
+		// timeouts, or at once on a closed client.
+		s.pipe.wait()
+	}
+	if err != nil {
+		return s.err("close", nil, err)
 	}
 	return nil
 }

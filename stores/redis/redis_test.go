@@ -63,6 +63,16 @@ func TestConformanceStandalone(t *testing.T) {
 	}))
 }
 
+// TestConformanceNoAutoPipeline runs the suite with auto-pipelining off:
+// each operation on its connection, retried by the store's hook.
+func TestConformanceNoAutoPipeline(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t, nil)
+	conformance.RunStore(t, harness(redis.Options{URL: r.URL(), DisableAutoPipeline: true}, func(n int64) string {
+		return fmt.Sprintf("n%d:", n)
+	}))
+}
+
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})

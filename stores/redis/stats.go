@@ -13,7 +13,8 @@ import (
 type Stats struct {
 	Gets, Puts, Deletes uint64 // keys read, written, deleted (batches count per key)
 	Hits, Misses        uint64 // reads that found a live key, and that did not
-	Pipelines           uint64 // pipelined round trips (batches of more than one command)
+	Pipelines           uint64 // round trips of an operation's batch of more than one command
+	AutoPipelined       uint64 // operations whose commands shared a round trip with another operation's
 	Retries             uint64 // commands the store's hook sent again
 	Errors              uint64 // operations that failed, other than bad input or a miss
 	BytesRead           uint64 // value bytes returned
@@ -46,7 +47,7 @@ func (s *Store) RedisStats() Stats {
 	c := s.stats.Stats(backend, -1)
 	out := Stats{
 		Gets: c.Gets, Puts: c.Puts, Deletes: c.Deletes, Hits: c.Hits, Misses: c.Misses,
-		Pipelines: s.pipelines.Load(), Retries: s.retries.Load(), Errors: c.Errors,
+		Pipelines: s.pipelines.Load(), AutoPipelined: s.autoPipelined.Load(), Retries: s.retries.Load(), Errors: c.Errors,
 		BytesRead: c.BytesRead, BytesWritten: c.BytesWritten,
 	}
 	out.Operations, out.AvgLatency = s.latency.mean()
@@ -60,7 +61,7 @@ func (s *Store) RedisStats() Stats {
 }
 
 // Stats returns the common counters, with the Redis-specific readings in
-// Gauges: pipelines_total, retries_total, operations_total,
+// Gauges: pipelines_total, auto_pipelined_total, retries_total, operations_total,
 // latency_avg_seconds, latency_p50_seconds, latency_p99_seconds,
 // latency_p999_seconds and active_connections. Keys is -1 (unknown without
 // I/O; see KeyCount).
@@ -69,6 +70,7 @@ func (s *Store) Stats() strata.Stats {
 	st := s.stats.Stats(backend, -1)
 	st.Gauges = map[string]float64{
 		"pipelines_total":      float64(r.Pipelines),
+		"auto_pipelined_total": float64(r.AutoPipelined),
 		"retries_total":        float64(r.Retries),
 		"operations_total":     float64(r.Operations),
 		"latency_avg_seconds":  r.AvgLatency.Seconds(),
