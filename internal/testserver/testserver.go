@@ -117,7 +117,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // start runs cmd, which dies with the test process (SIGKILL on parent
-// death), and returns it.
+// death: see spawn), and returns it.
 func start(tb testing.TB, name string, cmd *exec.Cmd) *process {
 	tb.Helper()
 	logw := &lockedBuffer{}
@@ -127,13 +127,15 @@ func start(tb testing.TB, name string, cmd *exec.Cmd) *process {
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
+	ended, err := spawn(cmd)
+	if err != nil {
 		tb.Fatalf("testserver: starting %s: %v", name, err)
 	}
 	p := &process{name: name, cmd: cmd, log: logw, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
+		ended()
 	}()
 	return p
 }
