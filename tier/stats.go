@@ -20,8 +20,6 @@ type tierCounters struct {
 	fills        atomic.Uint64
 	fillsDropped atomic.Uint64
 	setsDropped  atomic.Uint64
-	evictions    atomic.Uint64
-	rejections   atomic.Uint64
 	puts         atomic.Uint64
 	deletes      atomic.Uint64
 	bytesWritten atomic.Uint64
@@ -106,11 +104,10 @@ func (t *Tier) TierStats() Stats {
 	}
 	s.L1MaxBytes = t.opts.MaxBytes
 	if sh, ok := t.enter(0); ok {
-		s.L1Bytes = t.l1.MaxCost() - t.l1.RemainingCost()
+		es := t.l1.stats()
+		s.L1Bytes, s.L1Evictions, s.L1Rejections = es.used, es.evictions, es.rejections
 		sh.active.Add(-1)
 	}
-	s.L1Evictions = t.c.evictions.Load()
-	s.L1Rejections = t.c.rejections.Load()
 	s.L1SetsDropped = t.c.setsDropped.Load()
 	s.Fills = t.c.fills.Load()
 	s.FillsRefused = t.c.fillsDropped.Load()

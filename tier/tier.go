@@ -13,8 +13,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dgraph-io/ristretto/v2"
-
 	"github.com/strata-kv/strata"
 )
 
@@ -32,7 +30,7 @@ type Tier struct {
 	opts     Options
 	sysClock bool
 	seed     maphash.Seed
-	l1       *ristretto.Cache[uint64, entry]
+	l1       engine
 	closed   atomic.Bool
 	noTTL    atomic.Bool // the L2's Expirer answered ErrUnsupported
 
@@ -74,7 +72,7 @@ type Tier struct {
 const bypassBit = 1
 
 // entry is one L1 entry, encoded in a single allocation so that a hit
-// touches one block of memory after ristretto's map:
+// touches one block of memory after the engine's map:
 //
 //	[0:4]   flags: flagDead, flagConfirmed (atomic), flagNegative
 //	[4:8]   len(key)
@@ -88,14 +86,15 @@ const bypassBit = 1
 // Validity. An entry is made under its slot's lock with a ticket whose gen
 // is current and under which no write of the slot is in flight. Until a
 // reader confirms it, it is valid only while its slot's gen is unchanged:
-// ristretto applies Sets asynchronously, so a writer cannot find a fresh
-// entry to kill it; it bumps the gen instead. A reader that finds the entry
-// in ristretto with the gen unchanged confirms it; from then on every
-// writer of the key, after bumping the gen and before writing the L2, finds
-// it in ristretto and marks it dead, so a confirmed entry is valid while it
-// is not dead, without reading the slot's gen (the hot path). An entry
-// removed from ristretto is unreachable for new readers; a reader that
-// fetched it before reads a value that was current when it fetched it.
+// the engine may apply sets asynchronously (ristretto does), so a writer
+// cannot find a fresh entry to kill it; it bumps the gen instead. A reader
+// that finds the entry in the engine with the gen unchanged confirms it;
+// from then on every writer of the key, after bumping the gen and before
+// writing the L2, finds it in the engine and marks it dead, so a confirmed
+// entry is valid while it is not dead, without reading the slot's gen (the
+// hot path). An entry removed from the engine is unreachable for new
+// readers; a reader that fetched it before reads a value that was current
+// when it fetched it.
 type entry []byte
 
 const (
@@ -221,15 +220,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 		return nil, errors.New("tier: InvalidationRequired, but no Invalidator is set in Options or registered for the L2's backend")
 	}
 
-	t.l1, err = ristretto.NewCache(&ristretto.Config[uint64, entry]{
-		NumCounters:        max(o.MaxBytes/64, 1024),
-		MaxCost:            o.MaxBytes,
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-		OnEvict:            func(*ristretto.Item[entry]) { t.c.evictions.Add(1) },
-		OnReject:           func(*ristretto.Item[entry]) { t.c.rejections.Add(1) },
-	})
-	if err != nil {
+	if t.l1, err = newRistretto(o.MaxBytes); err != nil {
 		return nil, err
 	}
 	if inv != nil {
@@ -246,7 +237,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 			if t.ver != nil {
 				t.ver.close()
 			}
-			t.l1.Close()
+			t.l1.close()
 			return nil, err
 		}
 	}
@@ -308,7 +299,7 @@ func (t *Tier) Close() error {
 			runtime.Gosched()
 		}
 	}
-	t.l1.Close()
+	t.l1.close()
 	if t.opts.KeepL2Open {
 		return err
 	}
