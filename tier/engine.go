@@ -1,11 +1,50 @@
 package tier
 
 import (
+	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/maypok86/otter/v2"
 )
+
+// Engine names the cache that holds a tier's L1 entries. Every engine
+// sits behind the same coherence protocol (docs/tier.md): the choice
+// changes the hit ratio and the speed, never what a read returns.
+type Engine string
+
+const (
+	// EngineRistretto is ristretto v2: TinyLFU admission, sampled LFU
+	// eviction, asynchronous sets.
+	EngineRistretto Engine = "ristretto"
+
+	// EngineOtter is otter v2: W-TinyLFU (an LRU window, a segmented LRU,
+	// a frequency sketch deciding admission, adaptive window size), sets
+	// applied at once.
+	EngineOtter Engine = "otter"
+)
+
+// Engines lists the engines a tier can use, the default first.
+func Engines() []Engine { return []Engine{DefaultEngine, EngineOtter} }
+
+// check reports an unknown engine; "" (the default) is known.
+func (e Engine) check() error {
+	switch e {
+	case "", EngineRistretto, EngineOtter:
+		return nil
+	}
+	return fmt.Errorf("engine %q is unknown (accepted: ristretto, otter)", string(e))
+}
+
+// newEngine returns the engine e with a budget of maxCost.
+func newEngine(e Engine, maxCost int64) (engine, error) {
+	if e == EngineOtter {
+		return newOtter(maxCost)
+	}
+	return newRistretto(maxCost)
+}
 
 // engine is the cache that holds the L1 entries, by key hash. The
 // coherence protocol (docs/tier.md) decides which entries are valid; the
@@ -91,4 +130,50 @@ func (r *ristrettoEngine) stats() engineStats {
 		evictions:  r.evictions.Load(),
 		rejections: r.rejections.Load(),
 	}
+}
+
+// otterEngine is the L1 on otter v2: W-TinyLFU (an LRU window in front of
+// a segmented LRU, admission by a frequency sketch, window size tuned by
+// hill climbing). Sets are applied to its hash table at once; its policy
+// is kept up to date from buffers, by whichever caller finds them due
+// (maintenance runs on the caller: the engine starts no goroutine).
+type otterEngine struct {
+	c         *otter.Cache[uint64, entry]
+	evictions atomic.Uint64
+}
+
+func newOtter(maxCost int64) (*otterEngine, error) {
+	o := &otterEngine{}
+	c, err := otter.New(&otter.Options[uint64, entry]{
+		MaximumWeight: uint64(maxCost),
+		Weigher:       func(_ uint64, e entry) uint32 { return uint32(min(e.cost(), math.MaxUint32)) },
+		OnDeletion: func(e otter.DeletionEvent[uint64, entry]) {
+			if e.Cause == otter.CauseOverflow {
+				o.evictions.Add(1)
+			}
+		},
+		Executor: func(fn func()) { fn() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.c = c
+	return o, nil
+}
+
+func (o *otterEngine) get(h uint64) (entry, bool) { return o.c.GetIfPresent(h) }
+
+// set ignores ttl: an expired entry stays until it is evicted or its key
+// is read again (the read replaces it).
+func (o *otterEngine) set(h uint64, e entry, _ int64, _ time.Duration) bool {
+	o.c.Set(h, e)
+	return true
+}
+
+func (o *otterEngine) del(h uint64) { o.c.Invalidate(h) }
+func (o *otterEngine) wait()        { o.c.CleanUp() }
+func (o *otterEngine) close()       { o.c.InvalidateAll() }
+
+func (o *otterEngine) stats() engineStats {
+	return engineStats{used: int64(o.c.WeightedSize()), evictions: o.evictions.Load()}
 }

@@ -21,24 +21,28 @@ func TestLinearizableMemory(t *testing.T) {
 		{"SmallL1Negative", tier.Options{MaxBytes: 4 * tier.EntryOverhead, NegativeTTL: time.Hour}, true},
 		{"LargeL1", tier.Options{}, false},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			l2 := newHooked(nil)
-			jitter := func([]byte) { lincheck.Jitter() }
-			l2.setHooks(jitter, jitter, jitter)
-			tr, err := tier.New(l2, &c.opts)
-			noErr(t, err)
-			defer tr.Close()
-			for round := range 5 {
-				// Fresh keys each round: the model starts from empty registers.
-				w := lincheck.Workload{Clients: 8, Ops: 400, Keys: lincheck.RoundKeys(round, 6)}
-				lincheck.Check(t, w.Record(t, tr))
-			}
-			s := tr.TierStats()
-			t.Logf("L1: %d hits, %d misses, %d fills, %d refused, %d evictions, %d rejections",
-				s.L1Hits+s.L1NegativeHits, s.L1Misses, s.Fills, s.FillsRefused, s.L1Evictions, s.L1Rejections)
-			if (c.evict && s.L1Evictions == 0) || s.L1Hits == 0 || s.FillsRefused == 0 {
-				t.Fatalf("the run did not exercise evictions, hits and refused fills: %+v", s)
-			}
-		})
+		for _, e := range tier.Engines() {
+			t.Run(string(e)+"/"+c.name, func(t *testing.T) {
+				l2 := newHooked(nil)
+				jitter := func([]byte) { lincheck.Jitter() }
+				l2.setHooks(jitter, jitter, jitter)
+				opts := c.opts
+				opts.Engine = e
+				tr, err := tier.New(l2, &opts)
+				noErr(t, err)
+				defer tr.Close()
+				for round := range 5 {
+					// Fresh keys each round: the model starts from empty registers.
+					w := lincheck.Workload{Clients: 8, Ops: 400, Keys: lincheck.RoundKeys(round, 6)}
+					lincheck.Check(t, w.Record(t, tr))
+				}
+				s := tr.TierStats()
+				t.Logf("L1: %d hits, %d misses, %d fills, %d refused, %d evictions, %d rejections",
+					s.L1Hits+s.L1NegativeHits, s.L1Misses, s.Fills, s.FillsRefused, s.L1Evictions, s.L1Rejections)
+				if (c.evict && s.L1Evictions == 0) || s.L1Hits == 0 || s.FillsRefused == 0 {
+					t.Fatalf("the run did not exercise evictions, hits and refused fills: %+v", s)
+				}
+			})
+		}
 	}
 }

@@ -50,6 +50,7 @@ const (
 	DefaultMaxBytes      = 64 << 20
 	DefaultEchoWindow    = time.Second
 	DefaultVerifyTimeout = 100 * time.Millisecond
+	DefaultEngine        = EngineRistretto
 )
 
 // Options configure a tier. The zero value (or nil) gives the defaults.
@@ -104,6 +105,10 @@ type Options struct {
 	// system clock.
 	Clock strata.Clock
 
+	// Engine is the cache that holds the L1 entries. Default
+	// DefaultEngine.
+	Engine Engine
+
 	// KeepL2Open makes Close leave the L2 open. Default false: Close closes
 	// the L2 too.
 	KeepL2Open bool
@@ -141,6 +146,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if out.MaxBytes < 4*EntryOverhead {
 		return out, fmt.Errorf("tier: MaxBytes %d is below the minimum %d", out.MaxBytes, 4*EntryOverhead)
+	}
+	if err := out.Engine.check(); err != nil {
+		return out, fmt.Errorf("tier: %w", err)
+	}
+	if out.Engine == "" {
+		out.Engine = DefaultEngine
 	}
 	if out.Clock == nil {
 		out.Clock = strata.SystemClock{}

@@ -128,6 +128,9 @@ func (e entry) exp() int64            { return int64(binary.LittleEndian.Uint64(
 func (e entry) key() []byte           { return e[entryHeader : entryHeader+binary.LittleEndian.Uint32(e[4:])] }
 func (e entry) value() []byte         { return e[entryHeader+binary.LittleEndian.Uint32(e[4:]):] }
 
+// cost is what the entry is charged against MaxBytes.
+func (e entry) cost() int64 { return int64(len(e)-entryHeader) + EntryOverhead }
+
 // lockStripe guards the coherence state of the slots that map to it and the
 // read-through fills in flight for their keys.
 type lockStripe struct {
@@ -220,7 +223,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 		return nil, errors.New("tier: InvalidationRequired, but no Invalidator is set in Options or registered for the L2's backend")
 	}
 
-	if t.l1, err = newRistretto(o.MaxBytes); err != nil {
+	if t.l1, err = newEngine(o.Engine, o.MaxBytes); err != nil {
 		return nil, err
 	}
 	if inv != nil {
@@ -255,6 +258,9 @@ func unwrapViews(s strata.Store) (base strata.Store, prefix []byte) {
 }
 
 func nextPow2(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
+
+// Engine returns the engine that holds the tier's L1 entries.
+func (t *Tier) Engine() Engine { return t.opts.Engine }
 
 // L2 returns the store behind the tier.
 func (t *Tier) L2() strata.Store { return t.l2 }

@@ -25,6 +25,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{MaxLocalTTL: -time.Second},
 		{NegativeTTL: -time.Second},
 		{Invalidation: 7},
+		{Engine: "lru"},
 		{Invalidation: tier.InvalidationRequired}, // the memory store needs no Invalidator and has none
 	} {
 		if tr, err := tier.New(l2, &o); err == nil {

@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/Yiling-J/theine-go"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -115,8 +116,9 @@ func LoadL2(ctx context.Context, s strata.Store, ids []uint64) error {
 // entries of 8-byte keys and valueSize-byte values (bytes: the budget of
 // n entries at 160 bytes of overhead each instead).
 func TierOptions(engine string, n, valueSize int, bytes bool) (*tier.Options, error) {
-	if engine != "ristretto" {
+	e := tier.Engine(engine)
+	if !slices.Contains(tier.Engines(), e) {
 		return nil, fmt.Errorf("unknown engine %q", engine)
 	}
-	return &tier.Options{MaxBytes: int64(n) * int64(8+valueSize+tier.EntryOverhead)}, nil
+	return &tier.Options{Engine: e, MaxBytes: int64(n) * int64(8+valueSize+tier.EntryOverhead)}, nil
 }
