@@ -177,7 +177,7 @@ func BenchmarkMiss(b *testing.B) {
 		})
 		b.Run(name+"/Tier", func(b *testing.B) {
 			m := memory.New(nil)
-			tr, err := tier.New(m, &tier.Options{MaxBytes: 4 * tier.EntryOverhead})
+			tr, err := tier.New(m, &tier.Options{MaxBytes: tier.DefaultEngine.Budget(4, 16, 16)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -132,7 +132,7 @@ func (t *Tier) installLocked(key []byte, h uint64, value []byte, neg bool, exp i
 	e := newEntry(key, value, neg, exp, tk)
 	// ristretto's own TTL (wall clock) only frees memory early; validity is
 	// decided by e.exp against the tier's clock.
-	if t.l1.set(h, e, e.cost(), rttl) {
+	if t.l1.set(h, e, t.opts.Engine.EntryCost(len(key), len(value)), rttl) {
 		t.c.fills.Add(1)
 	} else {
 		t.c.setsDropped.Add(1)

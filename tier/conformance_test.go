@@ -56,7 +56,7 @@ func TestConformanceMemorySmallL1(t *testing.T) {
 		conformance.RunStore(t, conformance.Harness{
 			Open: func(tb testing.TB, o conformance.Options) strata.Store {
 				return newTier(tb, openMemory(o), o, tier.Options{
-					MaxBytes: 4 << 10, MaxLocalTTL: time.Minute, NegativeTTL: 5 * time.Second, Engine: e,
+					MaxBytes: e.Budget(20, 16, 16), MaxLocalTTL: time.Minute, NegativeTTL: 5 * time.Second, Engine: e,
 				})
 			},
 			Capabilities: conformance.AllCapabilities,

@@ -38,12 +38,14 @@ func (e Engine) check() error {
 	return fmt.Errorf("engine %q is unknown (accepted: ristretto, otter)", string(e))
 }
 
-// newEngine returns the engine e with a budget of maxCost.
-func newEngine(e Engine, maxCost int64) (engine, error) {
+// newEngine returns the engine e of a tier with the given MaxBytes: its
+// entries may cost what FixedCost leaves.
+func newEngine(e Engine, maxBytes int64) (engine, error) {
+	usable := maxBytes - e.FixedCost(maxBytes)
 	if e == EngineOtter {
-		return newOtter(maxCost)
+		return newOtter(usable)
 	}
-	return newRistretto(maxCost)
+	return newRistretto(usable, ristrettoCounters(maxBytes-tierFixed(maxBytes)-ristrettoBase))
 }
 
 // engine is the cache that holds the L1 entries, by key hash. The
@@ -97,10 +99,10 @@ type ristrettoEngine struct {
 	rejections atomic.Uint64
 }
 
-func newRistretto(maxCost int64) (*ristrettoEngine, error) {
+func newRistretto(maxCost, counters int64) (*ristrettoEngine, error) {
 	r := &ristrettoEngine{}
 	c, err := ristretto.NewCache(&ristretto.Config[uint64, entry]{
-		NumCounters:        max(maxCost/64, 1024),
+		NumCounters:        counters,
 		MaxCost:            maxCost,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
@@ -146,7 +148,9 @@ func newOtter(maxCost int64) (*otterEngine, error) {
 	o := &otterEngine{}
 	c, err := otter.New(&otter.Options[uint64, entry]{
 		MaximumWeight: uint64(maxCost),
-		Weigher:       func(_ uint64, e entry) uint32 { return uint32(min(e.cost(), math.MaxUint32)) },
+		Weigher: func(_ uint64, e entry) uint32 {
+			return uint32(min(allocSize(len(e))+otterItemCost, math.MaxUint32))
+		},
 		OnDeletion: func(e otter.DeletionEvent[uint64, entry]) {
 			if e.Cause == otter.CauseOverflow {
 				o.evictions.Add(1)

@@ -8,6 +8,9 @@ import (
 	"github.com/strata-kv/strata/tier"
 )
 
+// smallL1 stands for the budget of an L1 of 4 entries of the engine.
+const smallL1 = -1
+
 // TestLinearizableMemory checks recorded concurrent histories of Get, Put
 // and Delete on a few keys, through a tier whose L1 is small enough to
 // evict, over the memory store, with scheduling jitter injected in the L2.
@@ -17,8 +20,8 @@ func TestLinearizableMemory(t *testing.T) {
 		opts  tier.Options
 		evict bool // the L1 is small enough that evictions must happen
 	}{
-		{"SmallL1", tier.Options{MaxBytes: 4 * tier.EntryOverhead}, true},
-		{"SmallL1Negative", tier.Options{MaxBytes: 4 * tier.EntryOverhead, NegativeTTL: time.Hour}, true},
+		{"SmallL1", tier.Options{MaxBytes: smallL1}, true},
+		{"SmallL1Negative", tier.Options{MaxBytes: smallL1, NegativeTTL: time.Hour}, true},
 		{"LargeL1", tier.Options{}, false},
 	} {
 		for _, e := range tier.Engines() {
@@ -28,6 +31,9 @@ func TestLinearizableMemory(t *testing.T) {
 				l2.setHooks(jitter, jitter, jitter)
 				opts := c.opts
 				opts.Engine = e
+				if opts.MaxBytes == smallL1 {
+					opts.MaxBytes = e.Budget(4, 16, 16) // room for 4 entries
+				}
 				tr, err := tier.New(l2, &opts)
 				noErr(t, err)
 				defer tr.Close()

@@ -28,6 +28,7 @@ type Tier struct {
 	expirer  strata.Expirer // nil when the L2 cannot report TTLs
 	batchTTL bool           // the L2 (under its views) is a strata.BatchExpirer
 	opts     Options
+	fixed    int64 // Engine.FixedCost(opts.MaxBytes)
 	sysClock bool
 	seed     maphash.Seed
 	l1       engine
@@ -128,9 +129,6 @@ func (e entry) exp() int64            { return int64(binary.LittleEndian.Uint64(
 func (e entry) key() []byte           { return e[entryHeader : entryHeader+binary.LittleEndian.Uint32(e[4:])] }
 func (e entry) value() []byte         { return e[entryHeader+binary.LittleEndian.Uint32(e[4:]):] }
 
-// cost is what the entry is charged against MaxBytes.
-func (e entry) cost() int64 { return int64(len(e)-entryHeader) + EntryOverhead }
-
 // lockStripe guards the coherence state of the slots that map to it and the
 // read-through fills in flight for their keys.
 type lockStripe struct {
@@ -153,6 +151,7 @@ type flight struct {
 const (
 	numShards  = 64
 	shardShift = 64 - 6
+	numStripes = 1024 // lock stripes
 )
 
 // shard counts L1 hits and the operations using the L1 right now, spread
@@ -204,11 +203,11 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	_, t.batchTTL = base.(strata.BatchExpirer)
 	_, t.sysClock = o.Clock.(strata.SystemClock)
 
-	slots := nextPow2(min(max(o.MaxBytes/256, 4096), 1<<22))
+	slots := coherenceSlots(o.MaxBytes)
 	t.gens = make([]atomic.Uint64, slots)
 	t.inflight = make([]atomic.Uint32, slots)
 	t.gmask = uint64(slots - 1)
-	t.locks = make([]lockStripe, 1024)
+	t.locks = make([]lockStripe, numStripes)
 	t.lmask = uint64(len(t.locks) - 1)
 
 	inv := o.Invalidator
@@ -223,6 +222,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 		return nil, errors.New("tier: InvalidationRequired, but no Invalidator is set in Options or registered for the L2's backend")
 	}
 
+	t.fixed = o.Engine.FixedCost(o.MaxBytes)
 	if t.l1, err = newEngine(o.Engine, o.MaxBytes); err != nil {
 		return nil, err
 	}

@@ -113,12 +113,17 @@ func LoadL2(ctx context.Context, s strata.Store, ids []uint64) error {
 }
 
 // TierOptions returns the options of a tier on engine whose L1 holds n
-// entries of 8-byte keys and valueSize-byte values (bytes: the budget of
-// n entries at 160 bytes of overhead each instead).
+// entries of 8-byte keys and valueSize-byte values, charged what they
+// cost (Engine.Budget); with bytes, the budget n·(8+valueSize+160)
+// instead, which held n entries when each was charged 160 bytes on top
+// of its key and value.
 func TierOptions(engine string, n, valueSize int, bytes bool) (*tier.Options, error) {
 	e := tier.Engine(engine)
 	if !slices.Contains(tier.Engines(), e) {
 		return nil, fmt.Errorf("unknown engine %q", engine)
 	}
-	return &tier.Options{Engine: e, MaxBytes: int64(n) * int64(8+valueSize+tier.EntryOverhead)}, nil
+	if bytes {
+		return &tier.Options{Engine: e, MaxBytes: int64(n) * int64(8+valueSize+160)}, nil
+	}
+	return &tier.Options{Engine: e, MaxBytes: e.Budget(n, 8, valueSize)}, nil
 }

@@ -26,7 +26,7 @@ func TestLinearizableRedis(t *testing.T) {
 				foreign := run.foreign
 				t.Run(run.name, func(t *testing.T) {
 					prefix := fmt.Sprintf("lin%d:", seq.Add(1))
-					tr := openRedisTier(t, tc.target, prefix, conformance.Options{}, tier.Options{MaxBytes: 4 * tier.EntryOverhead, Engine: run.engine}, 0)
+					tr := openRedisTier(t, tc.target, prefix, conformance.Options{}, tier.Options{MaxBytes: run.engine.Budget(4, 16, 16), Engine: run.engine}, 0)
 					defer tr.Close()
 					other := tc.target(t)
 					for round := range 3 {
