@@ -50,7 +50,7 @@ const (
 	DefaultMaxBytes      = 64 << 20
 	DefaultEchoWindow    = time.Second
 	DefaultVerifyTimeout = 100 * time.Millisecond
-	DefaultEngine        = EngineRistretto
+	DefaultEngine        = EngineOtter
 )
 
 // Options configure a tier. The zero value (or nil) gives the defaults.
@@ -60,7 +60,8 @@ type Options struct {
 	// charged what it costs (Engine.EntryCost: its allocation, rounded up
 	// to Go's size class, and the engine's bookkeeping). Engine.Budget
 	// gives the MaxBytes that holds a number of entries. Default
-	// DefaultMaxBytes (64 MiB); the minimum is about 0.4 MiB.
+	// DefaultMaxBytes (64 MiB); the minimum, Engine.Budget(4, 16, 16), is
+	// a few hundred KiB.
 	MaxBytes int64
 
 	// MaxLocalTTL caps how long an entry may stay in L1, whatever its L2

@@ -16,8 +16,8 @@ import (
 	"github.com/strata-kv/strata"
 )
 
-// Tier is a strata.Store that keeps a bounded in-process L1 (ristretto) in
-// front of another store, its L2. Create one with New. All methods are safe
+// Tier is a strata.Store that keeps a bounded in-process L1 (an Engine:
+// otter or ristretto) in front of another store, its L2. Create one with New. All methods are safe
 // for concurrent use.
 type Tier struct {
 	ids commitIDs // batch IDs committed through the tier
