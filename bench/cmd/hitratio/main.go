@@ -10,7 +10,8 @@
 // (over a memory store holding every key of the trace) with the MaxBytes
 // that holds N entries (tier.Budget). The "bytes" columns give the tier
 // instead the budget N·(8+100+160) bytes, the one that held N entries when
-// every entry was charged 160 bytes on top of its key and value.
+// every entry was charged 160 bytes on top of its key and value. With
+// -runs k, each cell is the median of k replays.
 package main
 
 import (
@@ -38,9 +39,14 @@ func main() {
 	names := flag.String("traces", "", "comma-separated trace names (default: every trace in -dir)")
 	sizes := flag.String("sizes", "10000,50000,100000,300000", "comma-separated entry budgets N")
 	caches := flag.String("caches", allCaches, "comma-separated caches: lru, otter, theine, tier:ENGINE and tier:ENGINE@bytes")
+	runs := flag.Int("runs", 1, "replays per cell: the cell is their median (policies with random seeds and adaptive parameters vary between replays at small N)")
 	verbose := flag.Bool("v", false, "print each replay's time and the tier's L1 counters to stderr")
 	flag.Parse()
-	if err := run(*dir, *names, *sizes, *caches, *verbose); err != nil {
+	if *runs < 1 {
+		fmt.Fprintln(os.Stderr, "hitratio: -runs must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*dir, *names, *sizes, *caches, *runs, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "hitratio:", err)
 		os.Exit(1)
 	}
@@ -53,7 +59,7 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(dir, names, sizeList, cacheList string, verbose bool) error {
+func run(dir, names, sizeList, cacheList string, runs int, verbose bool) error {
 	files, err := traceFiles(dir, names)
 	if err != nil {
 		return err
@@ -86,15 +92,20 @@ func run(dir, names, sizeList, cacheList string, verbose bool) error {
 		for _, n := range ns {
 			fmt.Printf("| %s | %d |", name, n)
 			for _, c := range cs {
-				start := time.Now()
-				r, detail, err := replay(ctx, c, n, l2, ids)
-				if err != nil {
-					return fmt.Errorf("%s, N=%d, %s: %w", name, n, c, err)
+				var rs []float64
+				for range runs {
+					start := time.Now()
+					r, detail, err := replay(ctx, c, n, l2, ids)
+					if err != nil {
+						return fmt.Errorf("%s, N=%d, %s: %w", name, n, c, err)
+					}
+					if verbose {
+						fmt.Fprintf(os.Stderr, "%s N=%d %s: %.2f%% in %v %s\n", name, n, c, 100*r, time.Since(start).Round(time.Millisecond), detail)
+					}
+					rs = append(rs, r)
 				}
-				if verbose {
-					fmt.Fprintf(os.Stderr, "%s N=%d %s: %.2f%% in %v %s\n", name, n, c, 100*r, time.Since(start).Round(time.Millisecond), detail)
-				}
-				fmt.Printf(" %.2f |", 100*r)
+				slices.Sort(rs)
+				fmt.Printf(" %.2f |", 100*rs[len(rs)/2])
 			}
 			fmt.Println()
 		}
