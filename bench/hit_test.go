@@ -137,10 +137,7 @@ func candidates(b *testing.B, r *testserver.Redis, admin *goredis.Client) []cand
 		if err := t.WaitTracking(ctx); err != nil {
 			b.Fatal(err)
 		}
-		name := "StrataTier"
-		if e != tier.DefaultEngine {
-			name += "Otter"
-		}
+		name := map[tier.Engine]string{tier.EngineOtter: "StrataTierOtter", tier.EngineRistretto: "StrataTierRistretto"}[e]
 		out = append(out, candidate{name, func(i int) ([]byte, error) { return t.Get(ctx, bytesKeys[i]) }})
 	}
 
