@@ -52,11 +52,14 @@ func TestHeapWithinBudget(t *testing.T) {
 			for _, budget := range heapBudgets(t) {
 				t.Run(fmt.Sprintf("%s/%dB/%dMiB", e, size, budget>>20), func(t *testing.T) {
 					lo, hi := 0.85, 1.10
-					if e == tier.EngineRistretto && size < 64 {
+					if e == tier.EngineRistretto && size < 1<<10 {
 						// Small entries on ristretto: its store is 256 Go maps
-						// that double together, so an item's share of them
-						// swings by ±25 % with the number of entries, and
-						// EntryCost charges the middle (see TestEngineCosts).
+						// that grow together, so an item's share of them swings
+						// between about 130 and 225 bytes with the number of
+						// entries (and with churn: deletions leave tombstones
+						// that make a map grow), and EntryCost charges the
+						// middle (see TestEngineCosts). Measured: 1.16–1.19
+						// with 16-byte values, 0.96–1.12 with 100-byte ones.
 						lo, hi = 0.75, 1.25
 					}
 					ratio := heapRatio(t, e, size, budget)
@@ -70,8 +73,9 @@ func TestHeapWithinBudget(t *testing.T) {
 }
 
 // heapRatio returns the heap growth of a tier on e with the given budget,
-// after reading (three times each) keys of size-byte values worth twice
-// the budget, over its budget.
+// after reading keys of size-byte values worth twice the budget, over its
+// budget. Otter takes every fill in, so one pass fills it; ristretto's
+// admission wants keys seen before, so they are read three times.
 func heapRatio(t *testing.T, e tier.Engine, size int, budget int64) float64 {
 	ctx := t.Context()
 	n := int(2 * budget / e.EntryCost(13, size))
@@ -92,7 +96,11 @@ func heapRatio(t *testing.T, e tier.Engine, size int, budget int64) float64 {
 	tr, err := tier.New(l2, &tier.Options{MaxBytes: budget, KeepL2Open: true, Engine: e})
 	noErr(t, err)
 	defer tr.Close()
-	for range 3 {
+	passes := 3
+	if e == tier.EngineOtter {
+		passes = 1
+	}
+	for range passes {
 		for _, k := range keys {
 			if _, err := tr.Get(ctx, k); err != nil {
 				t.Fatal(err)
