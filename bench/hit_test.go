@@ -122,21 +122,24 @@ func candidates(b *testing.B, r *testserver.Redis, admin *goredis.Client) []cand
 			return append([]byte(nil), v...), nil
 		}})
 
-	tclient := goredis.NewClient(r.Options())
-	b.Cleanup(func() { tclient.Close() })
-	s, err := redis.New(tclient, &redis.Options{KeyPrefix: prefix})
-	if err != nil {
-		b.Fatal(err)
+	for _, e := range tier.Engines() {
+		tclient := goredis.NewClient(r.Options())
+		b.Cleanup(func() { tclient.Close() })
+		s, err := redis.New(tclient, &redis.Options{KeyPrefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := tier.New(s, &tier.Options{Invalidation: tier.InvalidationRequired, Engine: e})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { t.Close() })
+		if err := t.WaitTracking(ctx); err != nil {
+			b.Fatal(err)
+		}
+		name := map[tier.Engine]string{tier.EngineOtter: "StrataTierOtter", tier.EngineRistretto: "StrataTierRistretto"}[e]
+		out = append(out, candidate{name, func(i int) ([]byte, error) { return t.Get(ctx, bytesKeys[i]) }})
 	}
-	t, err := tier.New(s, &tier.Options{Invalidation: tier.InvalidationRequired})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close() })
-	if err := t.WaitTracking(ctx); err != nil {
-		b.Fatal(err)
-	}
-	out = append(out, candidate{"StrataTier", func(i int) ([]byte, error) { return t.Get(ctx, bytesKeys[i]) }})
 
 	rue, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr}, DisableRetry: true})
 	if err != nil {

@@ -48,7 +48,7 @@ func BenchmarkMiss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t, err := tier.New(s, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Invalidation: tier.InvalidationRequired})
+		t, err := tier.New(s, &tier.Options{MaxBytes: tier.DefaultEngine.Budget(4, 16, 16), Invalidation: tier.InvalidationRequired})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func BenchmarkMissInterleaved(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t, err := tier.New(ts, &tier.Options{MaxBytes: 4 * tier.EntryOverhead, Invalidation: tier.InvalidationRequired})
+	t, err := tier.New(ts, &tier.Options{MaxBytes: tier.DefaultEngine.Budget(4, 16, 16), Invalidation: tier.InvalidationRequired})
 	if err != nil {
 		b.Fatal(err)
 	}

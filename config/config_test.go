@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://:hunter2@h\"\npassword = 12345\n", "state.redis.password: want a string, not an integer"},
 		{"[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://:hunter2@h:bad\"\n", "redis: url"},
 		{"[state.tier]\nmax_bytes = \"big\"\nttl = 3\n", "state.tier.max_bytes: want an integer"},
-		{"[state.tier]\nmax_bytes = \"big\"\nttl = 3\n", "state.tier.ttl: unknown key (accepted: invalidation, max_bytes"},
+		{"[state.tier]\nmax_bytes = \"big\"\nttl = 3\n", "state.tier.ttl: unknown key (accepted: engine, invalidation, max_bytes"},
 	} {
 		_, err := config.Parse([]byte(c.doc), nil)
 		if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {

@@ -7,6 +7,10 @@
 //	c.AddCheckpoints("state", coordinator)
 //	prometheus.MustRegister(c)
 //
+// A tier's gauges include strata_tier_l1_bytes, the bytes its L1 is
+// charged against its MaxBytes (strata_tier_l1_max_bytes), and within them
+// strata_tier_l1_fixed_bytes, its fixed structures.
+//
 // Metric names follow Prometheus conventions: a strata_ prefix, base units
 // (seconds, bytes), _total on counters. Each source's name is the value of
 // the label "store", "checkpoints" or "locker".

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-kv/strata/metrics"
 	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/stores/pebble"
+	"github.com/strata-kv/strata/tier"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,5 +98,38 @@ strata_lock_held{locker="jobs"} 1
 	}
 	if pebbleGauges == 0 {
 		t.Fatal("no Pebble backend gauges exported")
+	}
+}
+
+// A tier's L1 accounting reaches Prometheus: the bytes charged against
+// MaxBytes and, within them, the fixed structures.
+func TestCollectorTierMemory(t *testing.T) {
+	tr, err := tier.New(memory.New(nil), &tier.Options{MaxBytes: 8 << 20, Invalidation: tier.InvalidationNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Put(t.Context(), []byte("k"), []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c := metrics.NewCollector()
+	c.AddStore("cache", tr)
+	st := tr.TierStats()
+	if st.L1FixedBytes <= 0 || st.L1FixedBytes != tier.DefaultEngine.FixedCost(8<<20) {
+		t.Fatalf("L1FixedBytes = %d, want FixedCost %d", st.L1FixedBytes, tier.DefaultEngine.FixedCost(8<<20))
+	}
+	want := fmt.Sprintf(`
+# HELP strata_tier_l1_fixed_bytes Backend reading l1_fixed_bytes of a tier store.
+# TYPE strata_tier_l1_fixed_bytes gauge
+strata_tier_l1_fixed_bytes{store="cache"} %d
+# HELP strata_tier_l1_max_bytes Backend reading l1_max_bytes of a tier store.
+# TYPE strata_tier_l1_max_bytes gauge
+strata_tier_l1_max_bytes{store="cache"} %d
+`, st.L1FixedBytes, 8<<20)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "strata_tier_l1_fixed_bytes", "strata_tier_l1_max_bytes"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(c, "strata_tier_l1_bytes"); n != 1 {
+		t.Fatalf("%d strata_tier_l1_bytes series, want 1", n)
 	}
 }

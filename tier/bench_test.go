@@ -25,9 +25,9 @@ func benchData() ([][]byte, []byte) {
 	return keys, make([]byte, 100)
 }
 
-// BenchmarkHit compares an L1-hit Get of the tier with a Get of a bare
-// ristretto cache holding the same 10k keys and 100-byte values, both
-// from parallel goroutines. The tier does more per hit: it checks the
+// BenchmarkHit compares an L1-hit Get of the tier (on otter, the default
+// engine, and on ristretto) with a Get of a bare ristretto cache holding
+// the same 10k keys and 100-byte values, all from parallel goroutines. The tier does more per hit: it checks the
 // context and the closed flag, validates the entry (generation, epoch,
 // full key, expiry) and copies the value for the caller.
 func BenchmarkHit(b *testing.B) {
@@ -94,9 +94,13 @@ func BenchmarkHit(b *testing.B) {
 		name     string
 		ttl      int64
 		maxBytes int64
-	}{{"Tier", -1, 0}, {"TierTTL", 3600, 0}} {
+		engine   tier.Engine
+	}{
+		{"Tier", -1, 0, tier.EngineOtter}, {"TierTTL", 3600, 0, tier.EngineOtter},
+		{"TierRistretto", -1, 0, tier.EngineRistretto}, {"TierRistrettoTTL", 3600, 0, tier.EngineRistretto},
+	} {
 		b.Run(ttl.name, func(b *testing.B) {
-			tr, ctx := loadedTier(b, &tier.Options{MaxBytes: ttl.maxBytes}, keys, value, ttl.ttl)
+			tr, ctx := loadedTier(b, &tier.Options{MaxBytes: ttl.maxBytes, Engine: ttl.engine}, keys, value, ttl.ttl)
 			before := tr.TierStats().L1Misses
 			var next atomic.Uint64
 			b.ResetTimer()
@@ -177,7 +181,7 @@ func BenchmarkMiss(b *testing.B) {
 		})
 		b.Run(name+"/Tier", func(b *testing.B) {
 			m := memory.New(nil)
-			tr, err := tier.New(m, &tier.Options{MaxBytes: 4 * tier.EntryOverhead})
+			tr, err := tier.New(m, &tier.Options{MaxBytes: tier.DefaultEngine.Budget(4, 16, 16)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -14,7 +14,7 @@ import (
 // lookup returns the valid L1 entry for key, if any. The caller holds the
 // shard mark.
 func (t *Tier) lookup(key []byte, h uint64) (entry, bool) {
-	e, ok := t.l1.Get(h)
+	e, ok := t.l1.get(h)
 	if !ok || len(e) < entryHeader {
 		return nil, false
 	}
@@ -44,11 +44,11 @@ func (t *Tier) lookup(key []byte, h uint64) (entry, bool) {
 	return e, true
 }
 
-// kill marks the entry ristretto holds under h dead (see entry). Writers
+// kill marks the entry the engine holds under h dead (see entry). Writers
 // call it after bumping the slot's gen and before writing the L2.
 func (t *Tier) kill(h uint64) {
 	if sh, ok := t.enter(h); ok {
-		if e, ok := t.l1.Get(h); ok && len(e) >= entryHeader {
+		if e, ok := t.l1.get(h); ok && len(e) >= entryHeader {
 			e.flags().Or(flagDead)
 		}
 		sh.active.Add(-1)
@@ -132,7 +132,7 @@ func (t *Tier) installLocked(key []byte, h uint64, value []byte, neg bool, exp i
 	e := newEntry(key, value, neg, exp, tk)
 	// ristretto's own TTL (wall clock) only frees memory early; validity is
 	// decided by e.exp against the tier's clock.
-	if t.l1.SetWithTTL(h, e, int64(len(key)+len(value)+EntryOverhead), rttl) {
+	if t.l1.set(h, e, t.opts.Engine.EntryCost(len(key), len(value)), rttl) {
 		t.c.fills.Add(1)
 	} else {
 		t.c.setsDropped.Add(1)
@@ -143,7 +143,7 @@ func (t *Tier) installLocked(key []byte, h uint64, value []byte, neg bool, exp i
 // depends on it: a stale entry is already invalid by its generation.
 func (t *Tier) drop(h uint64) {
 	if sh, ok := t.enter(h); ok {
-		t.l1.Del(h)
+		t.l1.del(h)
 		sh.active.Add(-1)
 	}
 }

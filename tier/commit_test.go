@@ -15,7 +15,7 @@ func TestCommitWriteThrough(t *testing.T) {
 	f := newFixture(t, tier.Options{NegativeTTL: time.Hour})
 	f.put("gone", "x", strata.NoExpiry)
 	// ristretto drops a second Set of a key while the first is still in
-	// its buffer: let the first one land.
+	// its buffer: let the first one land (otter applies sets at once).
 	f.tier.WaitL1()
 	b := new(strata.WriteBatch).IfFence([]byte("fence"), 7).IfAbsent([]byte("new")).
 		Put([]byte("k"), []byte("first"), strata.NoExpiry).

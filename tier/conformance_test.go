@@ -30,27 +30,38 @@ func newTier(tb testing.TB, l2 strata.Store, o conformance.Options, opts tier.Op
 	return t
 }
 
+// forEachEngine runs f as one subtest per L1 engine.
+func forEachEngine(t *testing.T, f func(t *testing.T, e tier.Engine)) {
+	for _, e := range tier.Engines() {
+		t.Run(string(e), func(t *testing.T) { f(t, e) })
+	}
+}
+
 func TestConformanceMemory(t *testing.T) {
-	conformance.RunStore(t, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			return newTier(tb, openMemory(o), o, tier.Options{})
-		},
-		Capabilities: conformance.AllCapabilities,
-		FakeClock:    true,
+	forEachEngine(t, func(t *testing.T, e tier.Engine) {
+		conformance.RunStore(t, conformance.Harness{
+			Open: func(tb testing.TB, o conformance.Options) strata.Store {
+				return newTier(tb, openMemory(o), o, tier.Options{Engine: e})
+			},
+			Capabilities: conformance.AllCapabilities,
+			FakeClock:    true,
+		})
 	})
 }
 
 // A small L1 with a local TTL cap and negative caching: evictions happen,
 // absences are cached, and the contract must still hold.
 func TestConformanceMemorySmallL1(t *testing.T) {
-	conformance.RunStore(t, conformance.Harness{
-		Open: func(tb testing.TB, o conformance.Options) strata.Store {
-			return newTier(tb, openMemory(o), o, tier.Options{
-				MaxBytes: 4 << 10, MaxLocalTTL: time.Minute, NegativeTTL: 5 * time.Second,
-			})
-		},
-		Capabilities: conformance.AllCapabilities,
-		FakeClock:    true,
+	forEachEngine(t, func(t *testing.T, e tier.Engine) {
+		conformance.RunStore(t, conformance.Harness{
+			Open: func(tb testing.TB, o conformance.Options) strata.Store {
+				return newTier(tb, openMemory(o), o, tier.Options{
+					MaxBytes: e.Budget(20, 16, 16), MaxLocalTTL: time.Minute, NegativeTTL: 5 * time.Second, Engine: e,
+				})
+			},
+			Capabilities: conformance.AllCapabilities,
+			FakeClock:    true,
+		})
 	})
 }
 

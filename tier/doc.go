@@ -1,5 +1,7 @@
-// Package tier puts a bounded in-process cache (L1, ristretto v2) in front
-// of any strata.Store (the L2). A *Tier is itself a strata.Store.
+// Package tier puts a bounded in-process cache (L1: otter v2 by default,
+// or ristretto v2, see Engine) in front of any strata.Store (the L2). A
+// *Tier is itself a strata.Store. Options.MaxBytes bounds the heap the L1
+// uses, its fixed structures included (see Engine.Budget).
 //
 //	l2, _ := redis.Open(ctx, cfg)
 //	t, err := tier.New(l2, &tier.Options{MaxBytes: 256 << 20})

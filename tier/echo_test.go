@@ -2,6 +2,7 @@ package tier_test
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,14 @@ func TestEchoDuringWriteInFlight(t *testing.T) {
 		name := map[bool]string{false: "Echo", true: "ForeignAfterOwn"}[foreign]
 		t.Run(name, func(t *testing.T) {
 			f, fake := newEchoFixture(t, tier.Options{})
+			// Hold the verification until the write's own install is
+			// checked: with an engine that applies sets at once it may
+			// otherwise correct the entry first.
+			hold := make(chan struct{})
+			var released sync.Once
+			release := func() { released.Do(func() { close(hold) }) }
+			t.Cleanup(release)
+			f.l2.setBeforeMany(func([]byte) { <-hold })
 			var once atomic.Bool
 			f.l2.setHooks(nil, nil, func(key []byte) {
 				if !once.CompareAndSwap(false, true) {
@@ -138,6 +147,7 @@ func TestEchoDuringWriteInFlight(t *testing.T) {
 			if s := f.tier.TierStats(); s.Fills != 1 || s.PossibleEchoes != 1 {
 				t.Fatalf("after the write: %+v; want its value installed and the report a possible echo", s)
 			}
+			release()
 			want := "own"
 			if foreign {
 				want = "foreign"

@@ -4,7 +4,7 @@ package tier
 // (ristretto applies Sets asynchronously).
 func (t *Tier) WaitL1() {
 	if sh, ok := t.enter(0); ok {
-		t.l1.Wait()
+		t.l1.wait()
 		sh.active.Add(-1)
 	}
 }

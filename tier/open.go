@@ -14,11 +14,12 @@ import (
 // The tier registers itself as a wrapper of any store URL and as the
 // [state.tier] table of a config file:
 //
-//	tier+pebble:///var/lib/app/state?tier.max_bytes=67108864&tier.max_local_ttl=1m
+//	tier+pebble:///var/lib/app/state?tier.max_bytes=67108864&tier.max_local_ttl=1m&tier.engine=otter
 //	tier+redis://cache:6379/0?prefix=app:&tier.invalidation=required
 //
 //	[state.tier]
 //	max_bytes = 67108864
+//	engine = "ristretto"    # ristretto or otter
 //	max_local_ttl = "1m"
 //	negative_ttl = "1s"
 //	invalidation = "auto"   # auto, none or required ("redis" is read as required)
@@ -45,6 +46,7 @@ func openURL(ctx context.Context, inner strata.Store, params url.Values) (strata
 		MaxBytes:    int64(q.Int("max_bytes", 0)),
 		MaxLocalTTL: q.Duration("max_local_ttl", 0),
 		NegativeTTL: q.Duration("negative_ttl", 0),
+		Engine:      Engine(q.String("engine", "")),
 	}
 	mode := q.String("invalidation", "auto")
 	if err := q.Err(); err != nil {
@@ -76,6 +78,7 @@ type table struct {
 	MaxLocalTTL  time.Duration `toml:"max_local_ttl"`
 	NegativeTTL  time.Duration `toml:"negative_ttl"`
 	Invalidation string        `toml:"invalidation"`
+	Engine       string        `toml:"engine"`
 }
 
 // optionsOf decodes and checks a [state.tier] table.
@@ -91,7 +94,11 @@ func optionsOf(sec config.Section) (*Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: config: state.tier.%w", strata.ErrInvalidConfig, err)
 	}
-	return &Options{MaxBytes: t.MaxBytes, MaxLocalTTL: t.MaxLocalTTL, NegativeTTL: t.NegativeTTL, Invalidation: m}, nil
+	o := &Options{MaxBytes: t.MaxBytes, MaxLocalTTL: t.MaxLocalTTL, NegativeTTL: t.NegativeTTL, Invalidation: m, Engine: Engine(t.Engine)}
+	if err := o.Engine.check(); err != nil {
+		return nil, fmt.Errorf("%w: config: state.tier.%w", strata.ErrInvalidConfig, err)
+	}
+	return o, nil
 }
 
 func checkConfig(sec config.Section) error {

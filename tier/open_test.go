@@ -30,7 +30,15 @@ func TestOpenURL(t *testing.T) {
 	if got := tr.Stats().Backend; !strings.Contains(got, "pebble") && got != "tier" {
 		t.Fatalf("Backend = %q", got)
 	}
-	for _, u := range []string{"tier+mem://?tier.colour=red", "tier+mem://?tier.invalidation=sometimes", "tier+nosuch://x"} {
+	o, err := strata.Open(ctx, "tier+mem://?tier.engine=otter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got := o.(*tier.Tier).Engine(); got != tier.EngineOtter {
+		t.Fatalf("tier.engine=otter opened a tier on %q", got)
+	}
+	for _, u := range []string{"tier+mem://?tier.colour=red", "tier+mem://?tier.invalidation=sometimes", "tier+mem://?tier.engine=lru", "tier+nosuch://x"} {
 		if s, err := strata.Open(ctx, u); !errors.Is(err, strata.ErrInvalidConfig) {
 			if s != nil {
 				s.Close()
@@ -41,7 +49,7 @@ func TestOpenURL(t *testing.T) {
 }
 
 func TestOpenConfig(t *testing.T) {
-	doc := fmt.Sprintf("[state]\nbackend = \"pebble\"\npath = %q\n[state.tier]\nmax_bytes = 2097152\nmax_local_ttl = \"1m\"\ninvalidation = \"none\"\n", filepath.Join(t.TempDir(), "p"))
+	doc := fmt.Sprintf("[state]\nbackend = \"pebble\"\npath = %q\n[state.tier]\nmax_bytes = 2097152\nmax_local_ttl = \"1m\"\ninvalidation = \"none\"\nengine = \"otter\"\n", filepath.Join(t.TempDir(), "p"))
 	cfg, err := config.Parse([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -51,12 +59,16 @@ func TestOpenConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if tr, ok := s.(*tier.Tier); !ok || tr.TierStats().L1MaxBytes != 2<<20 {
+	if tr, ok := s.(*tier.Tier); !ok || tr.TierStats().L1MaxBytes != 2<<20 || tr.Engine() != tier.EngineOtter {
 		t.Fatalf("config.Open with [state.tier] gave %T", s)
 	}
 	_, err = config.Parse([]byte("[state.tier]\nmax_bytes = \"big\"\nttl = 3\ninvalidation = \"sometimes\"\n"), nil)
 	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), "state.tier.max_bytes") || !strings.Contains(err.Error(), "state.tier.ttl: unknown key") {
 		t.Fatalf("config.Parse with a bad [state.tier] = %v", err)
+	}
+	_, err = config.Parse([]byte("[state.tier]\nengine = \"lru\"\n"), nil)
+	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), `state.tier.engine "lru" is unknown`) {
+		t.Fatalf("config.Parse with a bad engine = %v", err)
 	}
 	_, err = config.Parse([]byte("[state.tier]\ninvalidation = \"sometimes\"\n"), nil)
 	if !errors.Is(err, strata.ErrInvalidConfig) || !strings.Contains(err.Error(), `state.tier.invalidation "sometimes" is unknown`) {

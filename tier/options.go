@@ -50,13 +50,18 @@ const (
 	DefaultMaxBytes      = 64 << 20
 	DefaultEchoWindow    = time.Second
 	DefaultVerifyTimeout = 100 * time.Millisecond
+	DefaultEngine        = EngineOtter
 )
 
 // Options configure a tier. The zero value (or nil) gives the defaults.
 type Options struct {
-	// MaxBytes bounds the L1, counting len(key)+len(value) plus a fixed
-	// per-entry overhead (EntryOverhead) for every cached entry. Default
-	// DefaultMaxBytes (64 MiB).
+	// MaxBytes bounds the heap the L1 uses: its fixed structures
+	// (Engine.FixedCost, charged at creation) and every cached entry, each
+	// charged what it costs (Engine.EntryCost: its allocation, rounded up
+	// to Go's size class, and the engine's bookkeeping). Engine.Budget
+	// gives the MaxBytes that holds a number of entries. Default
+	// DefaultMaxBytes (64 MiB); the minimum, Engine.Budget(4, 16, 16), is
+	// a few hundred KiB.
 	MaxBytes int64
 
 	// MaxLocalTTL caps how long an entry may stay in L1, whatever its L2
@@ -104,13 +109,20 @@ type Options struct {
 	// system clock.
 	Clock strata.Clock
 
+	// Engine is the cache that holds the L1 entries. Default
+	// DefaultEngine.
+	Engine Engine
+
 	// KeepL2Open makes Close leave the L2 open. Default false: Close closes
 	// the L2 too.
 	KeepL2Open bool
 }
 
-// EntryOverhead is the bytes counted against MaxBytes for each L1 entry on
-// top of its key and value: the entry itself and ristretto's bookkeeping.
+// EntryOverhead was the fixed charge of an L1 entry on top of its key and
+// value, which undercounted what an entry costs.
+//
+// Deprecated: entries are charged Engine.EntryCost; size a budget with
+// Engine.Budget.
 const EntryOverhead = 160
 
 func (o *Options) withDefaults() (Options, error) {
@@ -139,8 +151,14 @@ func (o *Options) withDefaults() (Options, error) {
 	if out.MaxBytes == 0 {
 		out.MaxBytes = DefaultMaxBytes
 	}
-	if out.MaxBytes < 4*EntryOverhead {
-		return out, fmt.Errorf("tier: MaxBytes %d is below the minimum %d", out.MaxBytes, 4*EntryOverhead)
+	if err := out.Engine.check(); err != nil {
+		return out, fmt.Errorf("tier: %w", err)
+	}
+	if out.Engine == "" {
+		out.Engine = DefaultEngine
+	}
+	if min := out.Engine.minBudget(); out.MaxBytes < min {
+		return out, fmt.Errorf("tier: MaxBytes %d is below the minimum %d of engine %s (its fixed structures and 4 small entries)", out.MaxBytes, min, out.Engine)
 	}
 	if out.Clock == nil {
 		out.Clock = strata.SystemClock{}

@@ -20,8 +20,6 @@ type tierCounters struct {
 	fills        atomic.Uint64
 	fillsDropped atomic.Uint64
 	setsDropped  atomic.Uint64
-	evictions    atomic.Uint64
-	rejections   atomic.Uint64
 	puts         atomic.Uint64
 	deletes      atomic.Uint64
 	bytesWritten atomic.Uint64
@@ -58,11 +56,12 @@ type Stats struct {
 	L1NegativeHits uint64  // reads answered by L1 with a cached absence
 	L1Misses       uint64  // reads that went to the L2
 	L1HitRatio     float64 // (L1Hits+L1NegativeHits) / all reads; 0 before the first
-	L1Bytes        int64   // bytes L1 holds, as counted against MaxBytes
+	L1Bytes        int64   // bytes charged against MaxBytes: L1FixedBytes and the entries' Engine.EntryCost
+	L1FixedBytes   int64   // bytes of the L1's fixed structures, charged at creation (Engine.FixedCost)
 	L1MaxBytes     int64   // Options.MaxBytes
-	L1Evictions    uint64  // entries ristretto evicted to make room
-	L1Rejections   uint64  // entries ristretto's admission policy refused
-	L1SetsDropped  uint64  // fills ristretto dropped under contention
+	L1Evictions    uint64  // entries the engine evicted to make room
+	L1Rejections   uint64  // entries the engine's admission policy refused (ristretto)
+	L1SetsDropped  uint64  // fills the engine dropped under contention (ristretto)
 
 	Fills        uint64 // entries put in L1 (read-through fills and write-through)
 	FillsRefused uint64 // read-through fills not installed because a write or invalidation overlapped them
@@ -105,12 +104,12 @@ func (t *Tier) TierStats() Stats {
 		s.L1HitRatio = float64(s.L1Hits+s.L1NegativeHits) / float64(n)
 	}
 	s.L1MaxBytes = t.opts.MaxBytes
+	s.L1FixedBytes = t.fixed
 	if sh, ok := t.enter(0); ok {
-		s.L1Bytes = t.l1.MaxCost() - t.l1.RemainingCost()
+		es := t.l1.stats()
+		s.L1Bytes, s.L1Evictions, s.L1Rejections = t.fixed+es.used, es.evictions, es.rejections
 		sh.active.Add(-1)
 	}
-	s.L1Evictions = t.c.evictions.Load()
-	s.L1Rejections = t.c.rejections.Load()
 	s.L1SetsDropped = t.c.setsDropped.Load()
 	s.Fills = t.c.fills.Load()
 	s.FillsRefused = t.c.fillsDropped.Load()
@@ -164,6 +163,7 @@ func (t *Tier) Stats() strata.Stats {
 			"l1_hit_ratio":                      s.L1HitRatio,
 			"l1_bytes":                          float64(s.L1Bytes),
 			"l1_max_bytes":                      float64(s.L1MaxBytes),
+			"l1_fixed_bytes":                    float64(s.L1FixedBytes),
 			"l1_evictions_total":                float64(s.L1Evictions),
 			"l1_rejections_total":               float64(s.L1Rejections),
 			"l1_fills_total":                    float64(s.Fills),

@@ -13,13 +13,11 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dgraph-io/ristretto/v2"
-
 	"github.com/strata-kv/strata"
 )
 
-// Tier is a strata.Store that keeps a bounded in-process L1 (ristretto) in
-// front of another store, its L2. Create one with New. All methods are safe
+// Tier is a strata.Store that keeps a bounded in-process L1 (an Engine:
+// otter or ristretto) in front of another store, its L2. Create one with New. All methods are safe
 // for concurrent use.
 type Tier struct {
 	ids commitIDs // batch IDs committed through the tier
@@ -30,9 +28,10 @@ type Tier struct {
 	expirer  strata.Expirer // nil when the L2 cannot report TTLs
 	batchTTL bool           // the L2 (under its views) is a strata.BatchExpirer
 	opts     Options
+	fixed    int64 // Engine.FixedCost(opts.MaxBytes)
 	sysClock bool
 	seed     maphash.Seed
-	l1       *ristretto.Cache[uint64, entry]
+	l1       engine
 	closed   atomic.Bool
 	noTTL    atomic.Bool // the L2's Expirer answered ErrUnsupported
 
@@ -74,7 +73,7 @@ type Tier struct {
 const bypassBit = 1
 
 // entry is one L1 entry, encoded in a single allocation so that a hit
-// touches one block of memory after ristretto's map:
+// touches one block of memory after the engine's map:
 //
 //	[0:4]   flags: flagDead, flagConfirmed (atomic), flagNegative
 //	[4:8]   len(key)
@@ -88,14 +87,15 @@ const bypassBit = 1
 // Validity. An entry is made under its slot's lock with a ticket whose gen
 // is current and under which no write of the slot is in flight. Until a
 // reader confirms it, it is valid only while its slot's gen is unchanged:
-// ristretto applies Sets asynchronously, so a writer cannot find a fresh
-// entry to kill it; it bumps the gen instead. A reader that finds the entry
-// in ristretto with the gen unchanged confirms it; from then on every
-// writer of the key, after bumping the gen and before writing the L2, finds
-// it in ristretto and marks it dead, so a confirmed entry is valid while it
-// is not dead, without reading the slot's gen (the hot path). An entry
-// removed from ristretto is unreachable for new readers; a reader that
-// fetched it before reads a value that was current when it fetched it.
+// the engine may apply sets asynchronously (ristretto does), so a writer
+// cannot find a fresh entry to kill it; it bumps the gen instead. A reader
+// that finds the entry in the engine with the gen unchanged confirms it;
+// from then on every writer of the key, after bumping the gen and before
+// writing the L2, finds it in the engine and marks it dead, so a confirmed
+// entry is valid while it is not dead, without reading the slot's gen (the
+// hot path). An entry removed from the engine is unreachable for new
+// readers; a reader that fetched it before reads a value that was current
+// when it fetched it.
 type entry []byte
 
 const (
@@ -151,6 +151,7 @@ type flight struct {
 const (
 	numShards  = 64
 	shardShift = 64 - 6
+	numStripes = 1024 // lock stripes
 )
 
 // shard counts L1 hits and the operations using the L1 right now, spread
@@ -202,11 +203,11 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 	_, t.batchTTL = base.(strata.BatchExpirer)
 	_, t.sysClock = o.Clock.(strata.SystemClock)
 
-	slots := nextPow2(min(max(o.MaxBytes/256, 4096), 1<<22))
+	slots := coherenceSlots(o.MaxBytes)
 	t.gens = make([]atomic.Uint64, slots)
 	t.inflight = make([]atomic.Uint32, slots)
 	t.gmask = uint64(slots - 1)
-	t.locks = make([]lockStripe, 1024)
+	t.locks = make([]lockStripe, numStripes)
 	t.lmask = uint64(len(t.locks) - 1)
 
 	inv := o.Invalidator
@@ -221,15 +222,8 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 		return nil, errors.New("tier: InvalidationRequired, but no Invalidator is set in Options or registered for the L2's backend")
 	}
 
-	t.l1, err = ristretto.NewCache(&ristretto.Config[uint64, entry]{
-		NumCounters:        max(o.MaxBytes/64, 1024),
-		MaxCost:            o.MaxBytes,
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-		OnEvict:            func(*ristretto.Item[entry]) { t.c.evictions.Add(1) },
-		OnReject:           func(*ristretto.Item[entry]) { t.c.rejections.Add(1) },
-	})
-	if err != nil {
+	t.fixed = o.Engine.FixedCost(o.MaxBytes)
+	if t.l1, err = newEngine(o.Engine, o.MaxBytes); err != nil {
 		return nil, err
 	}
 	if inv != nil {
@@ -246,7 +240,7 @@ func New(l2 strata.Store, opts *Options) (*Tier, error) {
 			if t.ver != nil {
 				t.ver.close()
 			}
-			t.l1.Close()
+			t.l1.close()
 			return nil, err
 		}
 	}
@@ -264,6 +258,9 @@ func unwrapViews(s strata.Store) (base strata.Store, prefix []byte) {
 }
 
 func nextPow2(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
+
+// Engine returns the engine that holds the tier's L1 entries.
+func (t *Tier) Engine() Engine { return t.opts.Engine }
 
 // L2 returns the store behind the tier.
 func (t *Tier) L2() strata.Store { return t.l2 }
@@ -308,7 +305,7 @@ func (t *Tier) Close() error {
 			runtime.Gosched()
 		}
 	}
-	t.l1.Close()
+	t.l1.close()
 	if t.opts.KeepL2Open {
 		return err
 	}

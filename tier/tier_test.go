@@ -25,6 +25,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{MaxLocalTTL: -time.Second},
 		{NegativeTTL: -time.Second},
 		{Invalidation: 7},
+		{Engine: "lru"},
 		{Invalidation: tier.InvalidationRequired}, // the memory store needs no Invalidator and has none
 	} {
 		if tr, err := tier.New(l2, &o); err == nil {
@@ -468,7 +469,7 @@ func TestBareL2(t *testing.T) {
 func TestCloseWhileBusy(t *testing.T) {
 	for range 20 {
 		l2 := memory.New(nil)
-		tr, err := tier.New(l2, &tier.Options{MaxBytes: 8 << 10})
+		tr, err := tier.New(l2, &tier.Options{MaxBytes: tier.DefaultEngine.Budget(16, 16, 16)})
 		noErr(t, err)
 		ctx := context.Background()
 		var wg sync.WaitGroup
@@ -506,7 +507,7 @@ func TestCloseWhileBusy(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	f := newFixture(t, tier.Options{MaxBytes: 16 << 10})
+	f := newFixture(t, tier.Options{MaxBytes: tier.DefaultEngine.Budget(20, 16, 200)})
 	noErr(t, f.l2.Store.Put(f.ctx, []byte("k"), []byte("12345"), strata.NoExpiry))
 	f.wantL2("k", "12345", false)
 	f.wantHit("k", "12345")

@@ -266,7 +266,7 @@ func (v *verifier) verify(batch []pendingKey) (waiting, again []pendingKey) {
 	// Every Set issued before the tickets were taken is applied now, so
 	// the entry a key is compared with below is the last one installed.
 	if sh, ok := t.enter(0); ok {
-		t.l1.Wait()
+		t.l1.wait()
 		sh.active.Add(-1)
 	}
 	for j, p := range todo {
@@ -321,7 +321,7 @@ func (t *Tier) settle(key []byte, h uint64, tk ticket, e strata.Entry, start int
 	t.kill(h)
 	if exp < 0 {
 		if sh, ok := t.enter(h); ok {
-			t.l1.Del(h)
+			t.l1.del(h)
 			sh.active.Add(-1)
 		}
 		return false

@@ -1,4 +1,4 @@
-// Command cached_state_demo puts a tier (an in-process ristretto cache) in
+// Command cached_state_demo puts a tier (an in-process cache) in
 // front of a Redis store: reads of hot keys stop at L1, writes go through
 // to Redis first, TTLs carry over, and a write by another client evicts
 // the cached copy.

@@ -22,10 +22,11 @@ func TestLinearizableRedis(t *testing.T) {
 	t.Parallel()
 	for _, tc := range topologies(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, foreign := range []bool{false, true} {
-				t.Run(map[bool]string{false: "Own", true: "ForeignWriter"}[foreign], func(t *testing.T) {
+			for _, run := range linRuns() {
+				foreign := run.foreign
+				t.Run(run.name, func(t *testing.T) {
 					prefix := fmt.Sprintf("lin%d:", seq.Add(1))
-					tr := openRedisTier(t, tc.target, prefix, conformance.Options{}, tier.Options{MaxBytes: 4 * tier.EntryOverhead}, 0)
+					tr := openRedisTier(t, tc.target, prefix, conformance.Options{}, tier.Options{MaxBytes: run.engine.Budget(4, 16, 16), Engine: run.engine}, 0)
 					defer tr.Close()
 					other := tc.target(t)
 					for round := range 3 {
@@ -46,6 +47,22 @@ func TestLinearizableRedis(t *testing.T) {
 			}
 		})
 	}
+}
+
+// linRun is one history recording of TestLinearizableRedis: an engine, and
+// with or without a foreign writer.
+type linRun struct {
+	name    string
+	engine  tier.Engine
+	foreign bool
+}
+
+func linRuns() []linRun {
+	var out []linRun
+	for _, e := range tier.Engines() {
+		out = append(out, linRun{string(e) + "/Own", e, false}, linRun{string(e) + "/ForeignWriter", e, true})
+	}
+	return out
 }
 
 // foreignWriter writes with SET and DEL through client, around the tier.

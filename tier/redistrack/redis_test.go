@@ -112,16 +112,24 @@ func redisHarness(target redisTarget, prefix func(n int64) string, opts tier.Opt
 func TestConformanceRedis(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t, nil)
-	// The prefix holds glob metacharacters: BCAST PREFIX takes it literally.
-	conformance.RunStore(t, redisHarness(standalone(r), func(n int64) string { return fmt.Sprintf(`t*?[%d]:`, n) }, tier.Options{}))
+	for _, e := range tier.Engines() {
+		t.Run(string(e), func(t *testing.T) {
+			// The prefix holds glob metacharacters: BCAST PREFIX takes it literally.
+			conformance.RunStore(t, redisHarness(standalone(r), func(n int64) string { return fmt.Sprintf(`t*?[%d]:`, n) }, tier.Options{Engine: e}))
+		})
+	}
 }
 
 func TestConformanceRedisCluster(t *testing.T) {
 	t.Parallel()
 	c := testserver.StartRedisCluster(t, &testserver.ClusterOptions{Masters: 3})
-	h := redisHarness(cluster(c), func(n int64) string { return fmt.Sprintf("c%d:", n) }, tier.Options{})
-	h.SingleSlotCommits = true
-	conformance.RunStore(t, h)
+	for _, e := range tier.Engines() {
+		t.Run(string(e), func(t *testing.T) {
+			h := redisHarness(cluster(c), func(n int64) string { return fmt.Sprintf("c%d:", n) }, tier.Options{Engine: e})
+			h.SingleSlotCommits = true
+			conformance.RunStore(t, h)
+		})
+	}
 }
 
 // Over a strata.WithPrefix view of a Redis store, the tier looks through
