@@ -23,8 +23,11 @@ type Committer interface {
 	// ErrConflict, and ErrFenced for a fence) naming the first condition, in
 	// the order of b.Conditions, that failed.
 	//
-	// The whole batch is validated before any I/O, as [CheckBatch] does:
+	// The whole batch is validated before any I/O, as storekit.CheckBatch does:
 	// keys, values and TTLs follow the rules of [Store.Put].
+	//
+	// Store authors find the shared validation and condition semantics in
+	// package storekit (CheckBatch, EvalConditions).
 	//
 	// When b.ID is set and b has a fence condition, a batch that was already
 	// applied with the same ID and token (a retry after ErrIndeterminate) is
@@ -45,7 +48,7 @@ const (
 	CondAbsent
 	// CondFence requires the fence token stored under the key to be at most
 	// Token (an absent key holds token 0). A commit that passes raises the
-	// stored token to Token (see [FenceValue]).
+	// stored token to Token (see storekit.FenceValue).
 	CondFence
 )
 
@@ -189,7 +192,7 @@ type ConflictError struct {
 // Error says which condition failed, quoting at most 64 bytes of its key.
 func (e *ConflictError) Error() string {
 	c := e.Condition
-	k := QuoteKey(c.Key)
+	k := quoteKey(c.Key)
 	switch c.Kind {
 	case CondFence:
 		return fmt.Sprintf("%v: fence %s holds token %d, newer than %d (condition %d)", ErrFenced, k, e.Token, c.Token, e.Index)
@@ -212,35 +215,14 @@ func conflict(b *WriteBatch, i int, token uint64) *ConflictError {
 	return &ConflictError{Index: i, Condition: c, Token: token}
 }
 
-// NewConflictError returns the *ConflictError for condition i of b, for
-// stores that evaluate conditions themselves (in a server-side script, say);
-// token is the fence token found, for a fence. It copies what it keeps.
-func NewConflictError(b *WriteBatch, i int, token uint64) error {
-	if i < 0 || i >= len(b.Conditions) {
-		return fmt.Errorf("%w: condition index %d out of range", ErrCorrupt, i)
-	}
-	return conflict(b, i, token)
-}
-
-// fenceDigits is the width of the token in a fence value.
+// fenceDigits is the width of the token in a fence value (see
+// storekit.FenceValue).
 const fenceDigits = 20
 
-// FenceValue returns what a commit stores under a fence key: the token as
-// 20 decimal digits, zero-padded so that fence values order as their
-// tokens do, followed by the batch's ID, if any. It reads well in redis-cli.
-func FenceValue(token uint64, id []byte) []byte {
-	b := make([]byte, 0, fenceDigits+len(id))
-	s := strconv.FormatUint(token, 10)
-	for range fenceDigits - len(s) {
-		b = append(b, '0')
-	}
-	b = append(b, s...)
-	return append(b, id...)
-}
-
-// ParseFence reads a value written by [FenceValue]. A value that is not one
-// fails with an error matching ErrCorrupt.
-func ParseFence(v []byte) (token uint64, id []byte, err error) {
+// parseFence reads a fence value: the token as 20 decimal digits, then the
+// batch ID. A value that is not one fails with an error matching
+// ErrCorrupt.
+func parseFence(v []byte) (token uint64, id []byte, err error) {
 	if len(v) < fenceDigits {
 		return 0, nil, fmt.Errorf("%w: fence value of %d bytes, want at least %d digits", ErrCorrupt, len(v), fenceDigits)
 	}
@@ -249,107 +231,6 @@ func ParseFence(v []byte) (token uint64, id []byte, err error) {
 		return 0, nil, fmt.Errorf("%w: fence value %q is not a token", ErrCorrupt, v[:fenceDigits])
 	}
 	return token, v[fenceDigits:], nil
-}
-
-var errFenceWritten = fmt.Errorf("%w: a fence key is also written by the batch", ErrInvalidKey)
-
-// CheckBatch validates b for a store with defaultTTL and maxValueSize (0: no
-// limit), as a Committer does before any I/O: every write as [CheckEntry]
-// checks it, every condition's key and kind, and that no fence key is also
-// written. It returns each write's resolved TTL (0 for a delete), or the
-// offending key and the reason, for the store to wrap in its *OpError.
-func CheckBatch(b *WriteBatch, defaultTTL time.Duration, maxValueSize int) (ttls []time.Duration, bad []byte, err error) {
-	ttls = make([]time.Duration, len(b.Writes))
-	for i, w := range b.Writes {
-		if w.Delete {
-			if err := CheckKey(w.Key); err != nil {
-				return nil, w.Key, err
-			}
-			continue
-		}
-		ttl, err := CheckEntry(w.Key, w.Value, w.TTL, defaultTTL, maxValueSize)
-		if err != nil {
-			return nil, w.Key, err
-		}
-		ttls[i] = ttl
-	}
-	for _, c := range b.Conditions {
-		if err := CheckKey(c.Key); err != nil {
-			return nil, c.Key, err
-		}
-		switch c.Kind {
-		case CondEqual, CondAbsent:
-		case CondFence:
-			for _, w := range b.Writes {
-				if bytes.Equal(w.Key, c.Key) {
-					return nil, c.Key, errFenceWritten
-				}
-			}
-		default:
-			return nil, c.Key, fmt.Errorf("%w: unknown condition kind %v", ErrInvalidKey, c.Kind)
-		}
-	}
-	return ttls, nil, nil
-}
-
-// ErrAlreadyApplied is returned by [EvalConditions] when the batch's fence
-// shows that a batch with its ID and token was applied already.
-var ErrAlreadyApplied = errors.New("strata: batch already applied")
-
-// EvalConditions checks b's conditions in order against the current state,
-// read through get (which returns the live value of a key, or ok == false
-// when it is absent or expired), for stores that evaluate conditions in
-// process. It returns nil when every condition holds, the *ConflictError of
-// the first that fails, ErrAlreadyApplied when b.ID is set and a fence of b
-// records this ID under b's token, get's error, or an error matching
-// ErrCorrupt for a fence key that holds something other than a fence.
-func EvalConditions(b *WriteBatch, get func(key []byte) (value []byte, ok bool, err error)) error {
-	if len(b.ID) > 0 {
-		for _, c := range b.Conditions {
-			if c.Kind != CondFence {
-				continue
-			}
-			v, ok, err := get(c.Key)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			token, id, err := ParseFence(v)
-			if err == nil && token == c.Token && bytes.Equal(id, b.ID) {
-				return ErrAlreadyApplied
-			}
-		}
-	}
-	for i, c := range b.Conditions {
-		v, ok, err := get(c.Key)
-		if err != nil {
-			return err
-		}
-		switch c.Kind {
-		case CondEqual:
-			if !ok || !bytes.Equal(v, c.Value) {
-				return conflict(b, i, 0)
-			}
-		case CondAbsent:
-			if ok {
-				return conflict(b, i, 0)
-			}
-		case CondFence:
-			if !ok {
-				continue
-			}
-			token, _, err := ParseFence(v)
-			if err != nil {
-				return fmt.Errorf("fence %s: %w", QuoteKey(c.Key), err)
-			}
-			if token > c.Token {
-				return conflict(b, i, token)
-			}
-		}
-	}
-	return nil
 }
 
 // ReadFence returns the token stored under a fence key of s (0 when the key
@@ -362,9 +243,9 @@ func ReadFence(ctx context.Context, s Store, key []byte) (uint64, error) {
 	case err != nil:
 		return 0, err
 	}
-	token, _, err := ParseFence(v)
+	token, _, err := parseFence(v)
 	if err != nil {
-		return 0, NewOpError("read_fence", "", key, err)
+		return 0, newOpError("read_fence", "", key, err)
 	}
 	return token, nil
 }

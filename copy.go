@@ -3,7 +3,6 @@ package strata
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -195,10 +194,6 @@ func (r VerifyResult) String() string {
 	}
 	return s
 }
-
-// ErrMismatch is returned by [Verify] when the destination differs from the
-// source.
-var ErrMismatch = errors.New("strata: destination differs from source")
 
 // Verify compares every live entry of src (under opts.Prefix) with dst:
 // values byte for byte, and, when both stores are [Expirer]s, TTLs within

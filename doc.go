@@ -54,6 +54,11 @@
 //     example a timeout after the command was sent). Non-idempotent
 //     operations are never retried silently; they report this instead.
 //   - [ErrCorrupt]: stored or checkpointed data failed validation.
+//   - [ErrConflict]: a condition of a [Commit] did not hold; nothing was
+//     written (a [*ConflictError] says which). [ErrFenced] too when the
+//     condition was a fence: a newer lease holder has committed.
+//   - [ErrInvalidConfig]: a malformed URL or configuration value.
+//   - [ErrMismatch]: [Verify] found the destination different.
 //
 // A cancelled or expired context yields an error for which
 // errors.Is(err, ctx.Err()) holds. Backend failures and rejected input are

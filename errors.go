@@ -35,6 +35,11 @@ var (
 	// another writer has taken over. The ConflictError of a fence matches
 	// both ErrFenced and ErrConflict.
 	ErrFenced = errors.New("strata: fenced by a newer token")
+	// ErrInvalidConfig: a URL or configuration value is malformed or out
+	// of range. The message names the field and what it accepts.
+	ErrInvalidConfig = errors.New("strata: invalid configuration")
+	// ErrMismatch: Verify found the destination different from the source.
+	ErrMismatch = errors.New("strata: destination differs from source")
 )
 
 // maxErrorKey bounds how much of a key an error message shows.
@@ -61,7 +66,7 @@ func (e *OpError) Error() string {
 	b.WriteString(e.Op)
 	if len(e.Key) > 0 {
 		b.WriteByte(' ')
-		b.WriteString(QuoteKey(e.Key))
+		b.WriteString(quoteKey(e.Key))
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
@@ -73,9 +78,9 @@ func (e *OpError) Error() string {
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
 
-// QuoteKey returns key as a quoted Go string, shortened to 64 bytes with
+// quoteKey returns key as a quoted Go string (storekit.QuoteKey), shortened to 64 bytes with
 // the full length noted, for messages and logs.
-func QuoteKey(key []byte) string {
+func quoteKey(key []byte) string {
 	if len(key) <= maxErrorKey {
 		return strconv.Quote(string(key))
 	}
@@ -83,11 +88,11 @@ func QuoteKey(key []byte) string {
 	return strconv.Quote(string(key[:maxErrorKey])) + "…(" + strconv.Itoa(len(key)) + " bytes)"
 }
 
-// NewOpError wraps err in an *OpError unless err is nil, is already an
+// newOpError wraps err in an *OpError (storekit.NewOpError) unless err is nil, is already an
 // *OpError, or is one that callers match as is: ErrNotFound, ErrClosed,
 // a *ConflictError and context errors stay unwrapped, so a miss costs no
 // allocation.
-func NewOpError(op, backend string, key []byte, err error) error {
+func newOpError(op, backend string, key []byte, err error) error {
 	if err == nil || err == ErrNotFound || err == ErrClosed || isContextErr(err) {
 		return err
 	}

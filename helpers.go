@@ -37,11 +37,11 @@ func PutMany(ctx context.Context, s Store, entries []Entry) error {
 		return b.PutMany(ctx, entries)
 	}
 	for _, e := range entries {
-		if err := CheckKey(e.Key); err != nil {
-			return NewOpError("put_many", "", e.Key, err)
+		if err := checkKey(e.Key); err != nil {
+			return newOpError("put_many", "", e.Key, err)
 		}
-		if _, err := ResolveTTL(e.TTL, 0); err != nil {
-			return NewOpError("put_many", "", e.Key, err)
+		if _, err := resolveTTL(e.TTL, 0); err != nil {
+			return newOpError("put_many", "", e.Key, err)
 		}
 	}
 	for _, e := range entries {
@@ -229,5 +229,5 @@ func (sn scanSnapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[Ent
 }
 
 func unsupported(op string, key []byte) error {
-	return NewOpError(op, "", key, ErrUnsupported)
+	return newOpError(op, "", key, ErrUnsupported)
 }

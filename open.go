@@ -10,10 +10,6 @@ import (
 	"sync"
 )
 
-// ErrInvalidConfig: a URL or configuration value is malformed or out of
-// range. The message names the field and what it accepts.
-var ErrInvalidConfig = errors.New("strata: invalid configuration")
-
 // Opener opens a store from a parsed URL. Store packages register theirs
 // with [Register] in an init function.
 type Opener func(ctx context.Context, u *url.URL) (Store, error)
@@ -92,7 +88,7 @@ func Schemes() []string {
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, RedactURL(rawURL), urlErrReason(rawURL, err))
+		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(rawURL, err))
 	}
 	scheme := strings.ToLower(u.Scheme)
 	openers.RLock()
@@ -105,7 +101,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	if open == nil {
 		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
-			ErrInvalidConfig, RedactURL(rawURL), u.Scheme, strings.Join(Schemes(), ", "))
+			ErrInvalidConfig, redactURL(rawURL), u.Scheme, strings.Join(Schemes(), ", "))
 	}
 	return open(ctx, u)
 }
@@ -133,12 +129,12 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 		if errors.Is(err, ErrInvalidConfig) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: store URL %q: %w", ErrInvalidConfig, RedactURL(u.String()), err)
+		return nil, fmt.Errorf("%w: store URL %q: %w", ErrInvalidConfig, redactURL(u.String()), err)
 	}
 	return w, nil
 }
 
-// RedactURL returns rawURL with every password replaced by "xxxxx": the
+// redactURL (storekit.RedactURL) returns rawURL with every password replaced by "xxxxx": the
 // password of the user information ("redis://user:secret@host"), the part
 // before "@" of an opaque URL ("scheme:user:secret@host", which has no
 // "//", so the parser sees no user information), and the value of every
@@ -148,7 +144,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 // a URL is reduced to its scheme, since it may hold a secret in a form the
 // parser does not recognize. Use it for every URL that goes into an error,
 // a log line or printed output.
-func RedactURL(rawURL string) string {
+func redactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		if i := strings.Index(rawURL, "://"); i > 0 && isScheme(rawURL[:i]) {

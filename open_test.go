@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 	_ "github.com/strata-kv/strata/stores/memory"
 )
 
@@ -63,7 +64,7 @@ func TestOpenRedactsPasswords(t *testing.T) {
 		"redis://h/0?prefix=a":                  "redis://h/0?prefix=a",
 		"redis://u:hunter2@h:bad port/":         "redis://(unparsable)",
 	} {
-		if got := strata.RedactURL(in); got != want {
+		if got := storekit.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}

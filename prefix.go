@@ -64,11 +64,11 @@ func (p *prefixStore) key(op string, k []byte) ([]byte, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	if err := CheckKey(k); err != nil {
-		return nil, NewOpError(op, "prefix", k, err)
+	if err := checkKey(k); err != nil {
+		return nil, newOpError(op, "prefix", k, err)
 	}
 	if limit := MaxKeyLen - len(p.prefix); len(k) > limit {
-		return nil, NewOpError(op, "prefix", k, fmt.Errorf("%w: %d bytes, limit %d under a %d-byte prefix", ErrInvalidKey, len(k), limit, len(p.prefix)))
+		return nil, newOpError(op, "prefix", k, fmt.Errorf("%w: %d bytes, limit %d under a %d-byte prefix", ErrInvalidKey, len(k), limit, len(p.prefix)))
 	}
 	full := make([]byte, len(p.prefix)+len(k))
 	copy(full, p.prefix)

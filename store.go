@@ -16,9 +16,9 @@ const NoExpiry time.Duration = -1
 // Store is the contract every backend meets. All methods are safe for
 // concurrent use.
 //
-// Keys must satisfy [CheckKey]; values may be empty. Stores copy the slices
-// they are given before returning and return slices the caller owns and may
-// modify.
+// Keys are 1 to MaxKeyLen bytes, any bytes (storekit.CheckKey checks
+// them); values may be empty. Stores copy the slices they are given before
+// returning and return slices the caller owns and may modify.
 type Store interface {
 	// Get returns the value stored under key. It returns ErrNotFound when the
 	// key is absent or expired. A present empty value is a non-nil, empty

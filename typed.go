@@ -95,7 +95,7 @@ func (t *Typed[T]) Get(ctx context.Context, key []byte) (T, error) {
 func (t *Typed[T]) Put(ctx context.Context, key []byte, v T, ttl time.Duration) error {
 	b, err := t.codec.Append(nil, v)
 	if err != nil {
-		return NewOpError("encode", "typed", key, err)
+		return newOpError("encode", "typed", key, err)
 	}
 	return t.store.Put(ctx, key, b, ttl)
 }
@@ -123,7 +123,7 @@ func (t *Typed[T]) GetMany(ctx context.Context, keys [][]byte) (values []T, foun
 			continue
 		}
 		if values[i], err = t.codec.Decode(b); err != nil {
-			return nil, nil, NewOpError("decode", "typed", keys[i], err)
+			return nil, nil, newOpError("decode", "typed", keys[i], err)
 		}
 		found[i] = true
 	}
@@ -140,7 +140,7 @@ func (t *Typed[T]) PutMany(ctx context.Context, entries []TypedEntry[T]) error {
 	for i, e := range entries {
 		var err error
 		if buf, err = t.codec.Append(buf, e.Value); err != nil {
-			return NewOpError("encode", "typed", e.Key, err)
+			return newOpError("encode", "typed", e.Key, err)
 		}
 		ends[i] = len(buf)
 	}
@@ -159,7 +159,7 @@ func (t *Typed[T]) PutMany(ctx context.Context, entries []TypedEntry[T]) error {
 func (t *Typed[T]) AddPut(b *WriteBatch, key []byte, v T, ttl time.Duration) error {
 	enc, err := t.codec.Append(nil, v)
 	if err != nil {
-		return NewOpError("encode", "typed", key, err)
+		return newOpError("encode", "typed", key, err)
 	}
 	b.Put(key, enc, ttl)
 	return nil
@@ -195,7 +195,7 @@ func (t *Typed[T]) Update(ctx context.Context, key []byte, ttl time.Duration, fn
 		}
 		b, err := t.codec.Append(nil, next)
 		if err != nil {
-			return zero, NewOpError("encode", "typed", key, err)
+			return zero, newOpError("encode", "typed", key, err)
 		}
 		ok, err := CompareAndSwap(ctx, t.store, key, old, b, ttl)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 func TestCheckKey(t *testing.T) {
@@ -24,20 +25,20 @@ func TestCheckKey(t *testing.T) {
 		{bytes.Repeat([]byte("k"), strata.MaxKeyLen), nil},
 		{bytes.Repeat([]byte("k"), strata.MaxKeyLen+1), strata.ErrInvalidKey},
 	} {
-		if err := strata.CheckKey(c.key); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+		if err := storekit.CheckKey(c.key); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 			t.Errorf("CheckKey(%d bytes) = %v, want %v", len(c.key), err, c.want)
 		}
 	}
 }
 
 func TestCheckValue(t *testing.T) {
-	if err := strata.CheckValue(make([]byte, 10), 10); err != nil {
+	if err := storekit.CheckValue(make([]byte, 10), 10); err != nil {
 		t.Errorf("at the limit: %v", err)
 	}
-	if err := strata.CheckValue(make([]byte, 11), 10); !errors.Is(err, strata.ErrValueTooLarge) || !strings.Contains(err.Error(), "11 bytes, limit 10") {
+	if err := storekit.CheckValue(make([]byte, 11), 10); !errors.Is(err, strata.ErrValueTooLarge) || !strings.Contains(err.Error(), "11 bytes, limit 10") {
 		t.Errorf("over the limit: %v", err)
 	}
-	if err := strata.CheckValue(make([]byte, 1<<20), 0); err != nil {
+	if err := storekit.CheckValue(make([]byte, 1<<20), 0); err != nil {
 		t.Errorf("no limit: %v", err)
 	}
 }
@@ -57,7 +58,7 @@ func TestResolveTTL(t *testing.T) {
 		{-time.Hour, time.Minute, 0, strata.ErrInvalidTTL},
 		{1<<63 - 1, 0, 0, strata.ErrInvalidTTL},
 	} {
-		got, err := strata.ResolveTTL(c.ttl, c.def)
+		got, err := storekit.ResolveTTL(c.ttl, c.def)
 		if got != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
 			t.Errorf("ResolveTTL(%v, %v) = %v, %v; want %v, %v", c.ttl, c.def, got, err, c.want, c.err)
 		}
@@ -66,30 +67,30 @@ func TestResolveTTL(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	now := time.UnixMilli(1_000_000).Add(300 * time.Microsecond)
-	exp := strata.ExpiryMillis(now, time.Second)
+	exp := storekit.ExpiryMillis(now, time.Second)
 	if exp != 1_001_001 {
 		t.Fatalf("ExpiryMillis = %d, want 1001001 (rounded up)", exp)
 	}
-	if strata.ExpiryMillis(now, strata.NoExpiry) != 0 {
+	if storekit.ExpiryMillis(now, strata.NoExpiry) != 0 {
 		t.Fatal("ExpiryMillis(NoExpiry) != 0")
 	}
-	if left := strata.Remaining(now, exp); left != time.Second+700*time.Microsecond {
+	if left := storekit.Remaining(now, exp); left != time.Second+700*time.Microsecond {
 		t.Fatalf("Remaining = %v", left)
 	}
-	if strata.Remaining(now, 0) != strata.NoExpiry {
+	if storekit.Remaining(now, 0) != strata.NoExpiry {
 		t.Fatal("Remaining(0) != NoExpiry")
 	}
 	at := time.UnixMilli(exp)
-	if !strata.Expired(at, exp) || strata.Expired(at.Add(-time.Nanosecond), exp) || strata.Expired(at, 0) {
+	if !storekit.Expired(at, exp) || storekit.Expired(at.Add(-time.Nanosecond), exp) || storekit.Expired(at, 0) {
 		t.Fatal("Expired is wrong at the boundary")
 	}
-	if strata.Remaining(at, exp) != 0 {
+	if storekit.Remaining(at, exp) != 0 {
 		t.Fatal("Remaining at expiry is not 0")
 	}
 }
 
 func TestOpError(t *testing.T) {
-	err := strata.NewOpError("get", "redis", []byte("user:1"), strata.ErrUnavailable)
+	err := storekit.NewOpError("get", "redis", []byte("user:1"), strata.ErrUnavailable)
 	if got := err.Error(); got != `redis get "user:1": strata: backend unavailable` {
 		t.Fatalf("Error() = %q", got)
 	}
@@ -101,20 +102,20 @@ func TestOpError(t *testing.T) {
 		t.Fatalf("errors.As = %+v", oe)
 	}
 	// Wrapped once: wrapping again returns the same error.
-	if again := strata.NewOpError("put", "tier", nil, err); again != err {
+	if again := storekit.NewOpError("put", "tier", nil, err); again != err {
 		t.Fatalf("NewOpError wrapped an *OpError again: %v", again)
 	}
 	wrapped := fmt.Errorf("context: %w", err)
-	if again := strata.NewOpError("put", "tier", nil, wrapped); again != wrapped {
+	if again := storekit.NewOpError("put", "tier", nil, wrapped); again != wrapped {
 		t.Fatalf("NewOpError wrapped a chain holding an *OpError: %v", again)
 	}
 	// Misses, closes and context errors pass through unwrapped.
 	for _, e := range []error{nil, strata.ErrNotFound, strata.ErrClosed, context.Canceled, context.DeadlineExceeded} {
-		if got := strata.NewOpError("get", "x", nil, e); got != e {
+		if got := storekit.NewOpError("get", "x", nil, e); got != e {
 			t.Errorf("NewOpError(%v) = %v, want it unwrapped", e, got)
 		}
 	}
-	long := strata.NewOpError("get", "x", bytes.Repeat([]byte("k"), 1000), strata.ErrInvalidKey).Error()
+	long := storekit.NewOpError("get", "x", bytes.Repeat([]byte("k"), 1000), strata.ErrInvalidKey).Error()
 	if len(long) > 200 || !strings.Contains(long, "(1000 bytes)") {
 		t.Fatalf("a long key is not shortened: %q", long)
 	}

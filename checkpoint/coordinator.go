@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Options configure a Coordinator; the names in parentheses are the keys of
@@ -700,9 +701,9 @@ func writeDelta(ctx context.Context, dst io.Writer, s strata.Store, keys [][]byt
 			case e.TTL == strata.NoExpiry:
 				err = w.Append(e.Key, e.Value, 0)
 			case e.TTL > 0:
-				err = w.Append(e.Key, e.Value, strata.ExpiryMillis(now, e.TTL))
+				err = w.Append(e.Key, e.Value, storekit.ExpiryMillis(now, e.TTL))
 			default:
-				err = strata.NewOpError("checkpoint_write", "checkpoint", e.Key,
+				err = storekit.NewOpError("checkpoint_write", "checkpoint", e.Key,
 					fmt.Errorf("%w: store returned ttl %v", strata.ErrInvalidTTL, e.TTL))
 			}
 			if err != nil {

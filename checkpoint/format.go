@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Format versions. A full checkpoint is written in version 1, a delta in
@@ -307,7 +308,7 @@ type Record struct {
 // TTL returns the time r has left at now: strata.NoExpiry when it never
 // expires, and a duration <= 0 once it has expired.
 func (r Record) TTL(now time.Time) time.Duration {
-	return strata.Remaining(now, r.ExpiresAt)
+	return storekit.Remaining(now, r.ExpiresAt)
 }
 
 // Record kinds of a delta (format version 2): a byte before each record.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Location is where checkpoints are kept: a directory ([DirLocation],
@@ -185,7 +186,7 @@ func showLocation(raw string) string {
 		u.User = url.User("xxxxx")
 		return u.String()
 	}
-	return strata.RedactURL(raw)
+	return storekit.RedactURL(raw)
 }
 
 // errReason returns the reason of a url.Error without the URL it quotes

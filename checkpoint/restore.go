@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Mode says what a restore does with the keys already in the target.
@@ -260,7 +261,7 @@ func applyRecords(ctx context.Context, rd *Reader, dst strata.Store, o *RestoreO
 				dels = append(dels, r.Key)
 				continue
 			}
-			ttl := strata.Remaining(now, r.ExpiresAt)
+			ttl := storekit.Remaining(now, r.ExpiresAt)
 			if ttl == 0 {
 				rep.Expired++
 				if delta {
@@ -379,7 +380,7 @@ func checkFence(ctx context.Context, m Manifest, dst strata.Store, force bool) e
 	}
 	if token > m.Cut.Token {
 		return fmt.Errorf("%w: checkpoint %s was taken at offset %s under token %d, the target's fence %s holds token %d "+
-			"(restore with force to roll it back)", ErrStale, m.ID, m.Cut.Offset, m.Cut.Token, strata.QuoteKey(m.Cut.FenceKey), token)
+			"(restore with force to roll it back)", ErrStale, m.ID, m.Cut.Offset, m.Cut.Token, storekit.QuoteKey(m.Cut.FenceKey), token)
 	}
 	return nil
 }

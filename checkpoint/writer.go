@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // WriterOptions configure a Writer. The zero value (or nil) gives the
@@ -251,7 +252,7 @@ func (w *Writer) workerErr() error {
 	return w.werr
 }
 
-// Append adds a record: key (which must pass strata.CheckKey), value (at
+// Append adds a record: key (which must pass storekit.CheckKey), value (at
 // most MaxValueSize bytes) and its absolute expiry in Unix milliseconds, 0
 // for none. The Writer copies key and value before Append returns.
 func (w *Writer) Append(key, value []byte, expiresAt int64) error {
@@ -275,14 +276,14 @@ func (w *Writer) append(key, value []byte, expiresAt int64, del bool) error {
 	if w.ended {
 		return fmt.Errorf("checkpoint: append: %w", strata.ErrClosed)
 	}
-	if err := strata.CheckKey(key); err != nil {
-		return strata.NewOpError("checkpoint_append", "checkpoint", key, err)
+	if err := storekit.CheckKey(key); err != nil {
+		return storekit.NewOpError("checkpoint_append", "checkpoint", key, err)
 	}
-	if err := strata.CheckValue(value, w.opts.MaxValueSize); err != nil {
-		return strata.NewOpError("checkpoint_append", "checkpoint", key, err)
+	if err := storekit.CheckValue(value, w.opts.MaxValueSize); err != nil {
+		return storekit.NewOpError("checkpoint_append", "checkpoint", key, err)
 	}
 	if expiresAt < 0 || expiresAt > maxExpiryMillis {
-		return strata.NewOpError("checkpoint_append", "checkpoint", key,
+		return storekit.NewOpError("checkpoint_append", "checkpoint", key,
 			fmt.Errorf("%w: expiry %d ms is outside 0..%d", strata.ErrInvalidTTL, expiresAt, maxExpiryMillis))
 	}
 	size := maxRecordOverhead + len(key) + len(value)
@@ -407,12 +408,12 @@ func Write(ctx context.Context, dst io.Writer, snap strata.Snapshot, opts *Write
 		switch {
 		case e.TTL == strata.NoExpiry:
 		case e.TTL > 0:
-			exp = strata.ExpiryMillis(clock.Now(), e.TTL)
+			exp = storekit.ExpiryMillis(clock.Now(), e.TTL)
 		case e.TTL == 0:
 			continue // no time left: expired as it was read
 		default:
 			w.Abort()
-			return Manifest{}, strata.NewOpError("checkpoint_write", "checkpoint", e.Key,
+			return Manifest{}, storekit.NewOpError("checkpoint_write", "checkpoint", e.Key,
 				fmt.Errorf("%w: snapshot yielded ttl %v", strata.ErrInvalidTTL, e.TTL))
 		}
 		if err := w.Append(e.Key, e.Value, exp); err != nil {

@@ -87,6 +87,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Config is a parsed config file. Create one with [Load] or [Parse].
@@ -270,7 +271,7 @@ func (c Config) LogValue() slog.Value {
 // String describes s with any password in URL redacted.
 func (s State) String() string {
 	return fmt.Sprintf("config.State{Backend: %q, URL: %q, Path: %q, DefaultTTL: %v}",
-		s.Backend, strata.RedactURL(s.URL), s.Path, s.DefaultTTL)
+		s.Backend, storekit.RedactURL(s.URL), s.Path, s.DefaultTTL)
 }
 
 // GoString is String, so that %#v does not print a password either.
@@ -280,7 +281,7 @@ func (s State) GoString() string { return s.String() }
 func (s State) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("backend", s.Backend),
-		slog.String("url", strata.RedactURL(s.URL)),
+		slog.String("url", storekit.RedactURL(s.URL)),
 		slog.String("path", s.Path),
 		slog.Duration("default_ttl", s.DefaultTTL),
 	)
@@ -289,7 +290,7 @@ func (s State) LogValue() slog.Value {
 // String describes c, showing an unset Compress as the default.
 func (c Checkpoint) String() string {
 	return fmt.Sprintf("{Enabled: %t, Dir: %q, Location: %q, Interval: %v, MinInterval: %v, MaxCheckpoints: %d, MaxDeltas: %d, Compress: %s}",
-		c.Enabled, c.Dir, strata.RedactURL(c.Location), c.Interval, c.MinInterval, c.MaxCheckpoints, c.MaxDeltas, c.compress())
+		c.Enabled, c.Dir, storekit.RedactURL(c.Location), c.Interval, c.MinInterval, c.MaxCheckpoints, c.MaxDeltas, c.compress())
 }
 
 func (c Checkpoint) compress() string {
@@ -304,7 +305,7 @@ func (c Checkpoint) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("enabled", c.Enabled),
 		slog.String("dir", c.Dir),
-		slog.String("location", strata.RedactURL(c.Location)),
+		slog.String("location", storekit.RedactURL(c.Location)),
 		slog.Duration("interval", c.Interval),
 		slog.Duration("min_interval", c.MinInterval),
 		slog.Int("max_checkpoints", c.MaxCheckpoints),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // ck names a key of the commit tests. Every one carries the hash tag {j},
@@ -115,7 +116,7 @@ func (s *suite) testCommitOrder(t *testing.T) {
 func (s *suite) testCommitAllOrNothing(t *testing.T) {
 	e := s.store(t)
 	e.put(string(ck("present")), "v", 0)
-	e.put(string(ck("fence")), string(strata.FenceValue(9, nil)), strata.NoExpiry)
+	e.put(string(ck("fence")), string(storekit.FenceValue(9, nil)), strata.NoExpiry)
 	writes := func(b *strata.WriteBatch) *strata.WriteBatch {
 		for i := range 20 {
 			b.Put(ck("w"+strconv.Itoa(i)), []byte("x"), 0)

@@ -15,6 +15,26 @@
 // capability the harness does not declare is tested through the strata
 // helpers' fallbacks (a loop, or ErrUnsupported) instead. [BenchmarkStore]
 // measures the same store, and [RunLocker] does the same for locks.
+//
+// A store keeps the contract most easily with the tools of package
+// storekit, which the built-in stores use: for example
+//
+//	func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) error {
+//		if err := ctx.Err(); err != nil {
+//			return err
+//		}
+//		ttl, err := storekit.CheckEntry(key, value, ttl, s.defaultTTL, s.maxValueSize)
+//		if err != nil {
+//			return storekit.NewOpError("put", "mystore", key, err) // wrapped once
+//		}
+//		exp := storekit.ExpiryMillis(s.clock.Now(), ttl) // 0: never
+//		...
+//		s.stats.Put(1, len(key)+len(value)) // a storekit.Counters
+//		return nil
+//	}
+//
+// thirdparty_test.go in this package is a whole store written that way,
+// with only the required methods, and its conformance test.
 package conformance
 
 import (

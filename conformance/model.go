@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // modelEntry is what the model holds for one key.
@@ -68,15 +69,15 @@ func (m *model) now() time.Time {
 // live returns the model's entry for key if it has not expired.
 func (m *model) live(key string) (modelEntry, bool) {
 	en, ok := m.m[key]
-	if !ok || strata.Expired(m.now(), en.exp) {
+	if !ok || storekit.Expired(m.now(), en.exp) {
 		return modelEntry{}, false
 	}
 	return en, true
 }
 
 func (m *model) set(key, value string, ttl time.Duration) {
-	ttl, _ = strata.ResolveTTL(ttl, 0)
-	m.m[key] = modelEntry{value: value, exp: strata.ExpiryMillis(m.now(), ttl)}
+	ttl, _ = storekit.ResolveTTL(ttl, 0)
+	m.m[key] = modelEntry{value: value, exp: storekit.ExpiryMillis(m.now(), ttl)}
 }
 
 func (m *model) liveKeys(prefix string) []string {
@@ -257,8 +258,8 @@ func (m *model) actions() map[string]func(*rapid.T) {
 				case !ok:
 				case en.exp == 0 && g.TTL != strata.NoExpiry:
 					rt.Fatalf("GetManyWithTTL[%q] TTL = %v, want NoExpiry", k, g.TTL)
-				case en.exp != 0 && m.e.clock != nil && g.TTL != strata.Remaining(m.now(), en.exp):
-					rt.Fatalf("GetManyWithTTL[%q] TTL = %v, want %v", k, g.TTL, strata.Remaining(m.now(), en.exp))
+				case en.exp != 0 && m.e.clock != nil && g.TTL != storekit.Remaining(m.now(), en.exp):
+					rt.Fatalf("GetManyWithTTL[%q] TTL = %v, want %v", k, g.TTL, storekit.Remaining(m.now(), en.exp))
 				}
 			}
 		}
@@ -278,11 +279,11 @@ func (m *model) actions() map[string]func(*rapid.T) {
 					rt.Fatalf("TTL(%q) = %v, want NoExpiry", k, got)
 				}
 			case m.e.clock != nil:
-				if want := strata.Remaining(m.now(), en.exp); got != want {
+				if want := storekit.Remaining(m.now(), en.exp); got != want {
 					rt.Fatalf("TTL(%q) = %v, want %v", k, got, want)
 				}
 			default:
-				if want := strata.Remaining(m.now(), en.exp); got <= 0 || got > want+time.Second {
+				if want := storekit.Remaining(m.now(), en.exp); got <= 0 || got > want+time.Second {
 					rt.Fatalf("TTL(%q) = %v, want about %v", k, got, want)
 				}
 			}

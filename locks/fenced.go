@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // fencedVersion starts every value written by FencedPut.
@@ -32,7 +33,7 @@ const fencedHeader = 1 + 8
 // might still write.
 func FencedPut(ctx context.Context, s strata.Store, key []byte, token uint64, value []byte, ttl time.Duration) error {
 	if _, ok := s.(strata.Atomic); !ok {
-		return strata.NewOpError("fenced_put", "", key, strata.ErrUnsupported)
+		return storekit.NewOpError("fenced_put", "", key, strata.ErrUnsupported)
 	}
 	enc := make([]byte, fencedHeader+len(value))
 	enc[0] = fencedVersion
@@ -48,10 +49,10 @@ func FencedPut(ctx context.Context, s strata.Store, key []byte, token uint64, va
 		default:
 			seen, _, err := decodeFenced(cur)
 			if err != nil {
-				return strata.NewOpError("fenced_put", "", key, err)
+				return storekit.NewOpError("fenced_put", "", key, err)
 			}
 			if token < seen {
-				return strata.NewOpError("fenced_put", "", key,
+				return storekit.NewOpError("fenced_put", "", key,
 					fmt.Errorf("%w: token %d, the resource has accepted %d", ErrStaleToken, token, seen))
 			}
 			old = cur
@@ -81,7 +82,7 @@ func FencedGet(ctx context.Context, s strata.Store, key []byte) ([]byte, uint64,
 	}
 	token, value, err := decodeFenced(cur)
 	if err != nil {
-		return nil, 0, strata.NewOpError("fenced_get", "", key, err)
+		return nil, 0, storekit.NewOpError("fenced_get", "", key, err)
 	}
 	return value, token, nil
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // LeaseBackend is what a Locker implementation provides for one held lock;
@@ -287,7 +287,7 @@ func (l *ManagedLease) renewTick() {
 func (l *ManagedLease) Extend(ctx context.Context, ttl time.Duration) error {
 	ttl, err := CheckTTL(ttl)
 	if err != nil {
-		return strata.NewOpError("extend", l.backend, []byte(l.name), err)
+		return storekit.NewOpError("extend", l.backend, []byte(l.name), err)
 	}
 	if err := l.heldErr(); err != nil {
 		return err

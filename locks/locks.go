@@ -83,6 +83,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Locker hands out leases on named locks. Implementations are safe for
@@ -192,11 +193,11 @@ func CheckTTL(ttl time.Duration) (time.Duration, error) {
 // wrapped in a *strata.OpError naming backend.
 func CheckRequest(backend, name string, ttl time.Duration) (time.Duration, error) {
 	if err := CheckName(name); err != nil {
-		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
+		return 0, storekit.NewOpError("acquire", backend, []byte(name), err)
 	}
 	ttl, err := CheckTTL(ttl)
 	if err != nil {
-		return 0, strata.NewOpError("acquire", backend, []byte(name), err)
+		return 0, storekit.NewOpError("acquire", backend, []byte(name), err)
 	}
 	return ttl, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/wait"
 	"github.com/strata-kv/strata/locks"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/stores/memory"
 )
 
@@ -76,7 +77,7 @@ func (lk *memLocker) TryAcquire(ctx context.Context, name string, ttl time.Durat
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.down {
-		return nil, strata.NewOpError("acquire", "mem", []byte(name), errors.Join(strata.ErrUnavailable, errDown))
+		return nil, storekit.NewOpError("acquire", "mem", []byte(name), errors.Join(strata.ErrUnavailable, errDown))
 	}
 	sent := time.Now()
 	if h, ok := t.locks[name]; ok && sent.Before(h.expiry) {
@@ -414,7 +415,7 @@ func TestRetry(t *testing.T) {
 	l, err := locks.Retry(ctx, "n", nil, func(context.Context) (locks.Lease, error) {
 		calls++
 		if calls < 3 {
-			return nil, strata.NewOpError("acquire", "x", nil, errors.Join(strata.ErrUnavailable, errDown))
+			return nil, storekit.NewOpError("acquire", "x", nil, errors.Join(strata.ErrUnavailable, errDown))
 		}
 		return newScripted(&scripted{}, time.Minute, nil), nil
 	})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Retry calls try until it returns a lease, fails with an error that
@@ -64,5 +65,5 @@ func giveUp(ctx context.Context, name string, last error) error {
 	if errors.Is(last, ctx.Err()) {
 		return last
 	}
-	return fmt.Errorf("locks: acquire %s: %w (last attempt: %w)", strata.QuoteKey([]byte(name)), ctx.Err(), last)
+	return fmt.Errorf("locks: acquire %s: %w (last attempt: %w)", storekit.QuoteKey([]byte(name)), ctx.Err(), last)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/tier"
 )
 
@@ -28,7 +29,7 @@ func TestCommitWriteThrough(t *testing.T) {
 	f.wantHit("new", "n")
 	f.wantHitAbsent("gone")
 	f.wantL2("ttl0", "t", false)
-	f.wantL2("fence", string(strata.FenceValue(7, nil)), false)
+	f.wantL2("fence", string(storekit.FenceValue(7, nil)), false)
 	if st := f.tier.Stats(); st.Puts != 3+1 || st.Deletes != 1 {
 		t.Fatalf("Stats after a commit of 3 puts and a delete (and one Put before): puts %d, deletes %d", st.Puts, st.Deletes)
 	}

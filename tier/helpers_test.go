@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/tier"
 )
@@ -57,13 +58,13 @@ func (s *hooked) setHooks(afterRead, beforeWrite, afterWrite func([]byte)) {
 func (s *hooked) write(op string, key []byte, apply func() error) error {
 	mode := s.fail.Load()
 	if mode == failBefore {
-		return strata.NewOpError(op, "hooked", key, strata.ErrUnavailable)
+		return storekit.NewOpError(op, "hooked", key, strata.ErrUnavailable)
 	}
 	if err := apply(); err != nil {
 		return err
 	}
 	if mode == failAfter {
-		return strata.NewOpError(op, "hooked", key, strata.ErrIndeterminate)
+		return storekit.NewOpError(op, "hooked", key, strata.ErrIndeterminate)
 	}
 	return nil
 }
@@ -148,7 +149,7 @@ func (s *hooked) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.En
 		f(keys[0])
 	}
 	if s.failReads.Load() {
-		return nil, strata.NewOpError("get_many_with_ttl", "hooked", nil, strata.ErrUnavailable)
+		return nil, storekit.NewOpError("get_many_with_ttl", "hooked", nil, strata.ErrUnavailable)
 	}
 	return s.Store.GetManyWithTTL(ctx, keys)
 }

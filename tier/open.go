@@ -8,7 +8,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/config"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // The tier registers itself as a wrapper of any store URL and as the
@@ -41,7 +41,7 @@ func parseInvalidation(s string) (Invalidation, error) {
 }
 
 func openURL(ctx context.Context, inner strata.Store, params url.Values) (strata.Store, error) {
-	q := urlopt.New(&url.URL{Scheme: "tier", RawQuery: params.Encode()})
+	q := storekit.NewQuery(&url.URL{Scheme: "tier", RawQuery: params.Encode()})
 	o := &Options{
 		MaxBytes:    int64(q.Int("max_bytes", 0)),
 		MaxLocalTTL: q.Duration("max_local_ttl", 0),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Get returns the value of key from L1, or reads it from the L2 (one read
@@ -294,7 +295,7 @@ func (t *Tier) fillMany(ctx context.Context, keys [][]byte, hashes []uint64) ([]
 	start := t.now()
 	es, err := strata.GetManyWithTTL(ctx, t.l2, keys)
 	if err == nil && len(es) != len(keys) {
-		err = strata.NewOpError("get_many_with_ttl", "tier", nil, fmt.Errorf("%w: the L2 returned %d entries for %d keys", strata.ErrCorrupt, len(es), len(keys)))
+		err = storekit.NewOpError("get_many_with_ttl", "tier", nil, fmt.Errorf("%w: the L2 returned %d entries for %d keys", strata.ErrCorrupt, len(es), len(keys)))
 	}
 	if err != nil {
 		t.countErr(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // writeExpiry returns the L1 expiry of a value written at start with ttl,
@@ -22,7 +23,7 @@ func (t *Tier) writeExpiry(start int64, ttl time.Duration) int64 {
 // simpleInvalid reports a key or TTL the L2 will reject before any I/O;
 // such writes go straight to the L2 for its error, without touching L1.
 func simpleInvalid(key []byte, ttl time.Duration) bool {
-	return strata.CheckKey(key) != nil || (ttl < 0 && ttl != strata.NoExpiry)
+	return storekit.CheckKey(key) != nil || (ttl < 0 && ttl != strata.NoExpiry)
 }
 
 // Put writes value to the L2 and, once the L2 has it, to L1 for ttl (capped

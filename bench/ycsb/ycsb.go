@@ -45,6 +45,7 @@ import (
 	goycsb "github.com/pingcap/go-ycsb/pkg/ycsb"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 	_ "github.com/strata-kv/strata/stores/all" // every built-in store's URL scheme
 	"github.com/strata-kv/strata/tier"
 )
@@ -72,14 +73,14 @@ func (creator) Create(p *properties.Properties) (goycsb.DB, error) {
 	ctx := context.Background()
 	s, err := strata.Open(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("ycsb: opening %s: %w", strata.RedactURL(url), err)
+		return nil, fmt.Errorf("ycsb: opening %s: %w", storekit.RedactURL(url), err)
 	}
 	if p.GetBool(PropTier, false) {
 		o := &tier.Options{MaxBytes: p.GetInt64(PropTierMaxBytes, 0)}
 		t, err := tier.New(s, o)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("ycsb: tier over %s: %w", strata.RedactURL(url), err)
+			return nil, fmt.Errorf("ycsb: tier over %s: %w", storekit.RedactURL(url), err)
 		}
 		s = t
 	}

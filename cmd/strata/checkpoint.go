@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // checkpointFlags are the flags shared by the checkpoint subcommands.
@@ -388,7 +389,7 @@ func inspectCheckpoint(cmd *cobra.Command, f *checkpointFlags, c *checkpoint.Coo
 		fmt.Fprintf(w, "cut offset\t%s\n", m.Cut.Offset)
 		switch {
 		case len(m.Cut.FenceKey) > 0:
-			fmt.Fprintf(w, "cut fence\t%s token %d\n", strata.QuoteKey(m.Cut.FenceKey), m.Cut.Token)
+			fmt.Fprintf(w, "cut fence\t%s token %d\n", storekit.QuoteKey(m.Cut.FenceKey), m.Cut.Token)
 		case m.Cut.Token > 0:
 			fmt.Fprintf(w, "cut token\t%d\n", m.Cut.Token)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/strata-kv/strata/internal/window"
 	"github.com/strata-kv/strata/locks"
 	"github.com/strata-kv/strata/metrics"
+	"github.com/strata-kv/strata/storekit"
 	_ "github.com/strata-kv/strata/stores/all"
 	"github.com/strata-kv/strata/tier"
 )
@@ -248,7 +249,7 @@ func (d *demo) open(ctx context.Context) error {
 			return err
 		}
 		s, err = strata.Open(ctx, d.cfg.store)
-		where = strata.RedactURL(d.cfg.store)
+		where = storekit.RedactURL(d.cfg.store)
 	}
 	if err != nil {
 		return err

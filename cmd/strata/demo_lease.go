@@ -15,6 +15,7 @@ import (
 	"github.com/strata-kv/strata/locks"
 	pglocks "github.com/strata-kv/strata/locks/postgres"
 	redislocks "github.com/strata-kv/strata/locks/redis"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // redisBacked is a store kept in Redis (stores/redis), seen through any
@@ -60,7 +61,7 @@ func openLocker(ctx context.Context, lockURL string, store strata.Store) (*lease
 		}
 		return &leaser{locker: lk, close: pool.Close}, nil
 	case lockURL != "auto":
-		return nil, fmt.Errorf("%w: --lock %q: want auto, none or a postgres:// URL", strata.ErrInvalidConfig, strata.RedactURL(lockURL))
+		return nil, fmt.Errorf("%w: --lock %q: want auto, none or a postgres:// URL", strata.ErrInvalidConfig, storekit.RedactURL(lockURL))
 	}
 	rb, ok := baseStore(store).(redisBacked)
 	if !ok {

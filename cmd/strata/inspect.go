@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/config"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // storeFlags are the flags of commands that act on one store.
@@ -80,7 +81,7 @@ func (f *storeFlags) where(cmd *cobra.Command) string {
 	if p := configPath(cmd); p != "" {
 		return "the store of " + p
 	}
-	return strata.RedactURL(f.storeURL())
+	return storekit.RedactURL(f.storeURL())
 }
 
 // arg decodes a key or value given on the command line.
@@ -114,7 +115,7 @@ func (f *storeFlags) quote(key []byte) string {
 	if f.hex {
 		return hex.EncodeToString(key)
 	}
-	return strata.QuoteKey(key)
+	return storekit.QuoteKey(key)
 }
 
 // keyErr names key in err, unless the store's error (an OpError) names it

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 func newMigrate() *cobra.Command {
@@ -73,7 +74,7 @@ time left. Elsewhere (a log, a pipe) only the result is printed.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "migrated %d keys (%d skipped, %s) from %s to %s in %v\n",
-				p.Written, p.Skipped, bytesHuman(p.Bytes), strata.RedactURL(from), strata.RedactURL(to), p.Elapsed.Round(time.Millisecond))
+				p.Written, p.Skipped, bytesHuman(p.Bytes), storekit.RedactURL(from), storekit.RedactURL(to), p.Elapsed.Round(time.Millisecond))
 			if !verify {
 				return nil
 			}

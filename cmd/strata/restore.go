@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/checkpoint"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // restoreFlags are the flags of checkpoint restore beyond the store and
@@ -172,10 +173,10 @@ func restorePlan(ctx context.Context, cmd *cobra.Command, f *storeFlags, s strat
 		switch {
 		case token > m.Cut.Token && !r.force:
 			fmt.Fprintf(out, "refused: the store's fence %s holds token %d, newer than the checkpoint's %d (--force restores it anyway)\n",
-				strata.QuoteKey(m.Cut.FenceKey), token, m.Cut.Token)
+				storekit.QuoteKey(m.Cut.FenceKey), token, m.Cut.Token)
 		case token > m.Cut.Token:
 			fmt.Fprintf(out, "--force: rolls the store's fence %s back from token %d to the checkpoint's %d\n",
-				strata.QuoteKey(m.Cut.FenceKey), token, m.Cut.Token)
+				storekit.QuoteKey(m.Cut.FenceKey), token, m.Cut.Token)
 		}
 	}
 	return nil
@@ -276,7 +277,7 @@ func rerunRestore(cmd *cobra.Command, id string) string {
 		case fl.Value.Type() == "bool" && fl.Value.String() == "true":
 			parts = append(parts, "--"+fl.Name)
 		case fl.Name == "store":
-			parts = append(parts, "--store="+shellQuote(strata.RedactURL(fl.Value.String())))
+			parts = append(parts, "--store="+shellQuote(storekit.RedactURL(fl.Value.String())))
 		default:
 			parts = append(parts, "--"+fl.Name+"="+shellQuote(fl.Value.String()))
 		}
@@ -286,7 +287,7 @@ func rerunRestore(cmd *cobra.Command, id string) string {
 	cmd.LocalFlags().VisitAll(add)
 	parts = append(parts, id, "--yes")
 	line := strings.Join(parts, " ")
-	if fl := cmd.Flags().Lookup("store"); fl != nil && fl.Changed && strata.RedactURL(fl.Value.String()) != fl.Value.String() {
+	if fl := cmd.Flags().Lookup("store"); fl != nil && fl.Changed && storekit.RedactURL(fl.Value.String()) != fl.Value.String() {
 		line += "\n  (with the password in --store: it is not shown here)"
 	}
 	return line

@@ -6,15 +6,16 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // checkKey checks ctx and the key of an operation: ctx's error, or
-// strata.CheckKey's.
+// storekit.CheckKey's.
 func checkKey(ctx context.Context, key []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return strata.CheckKey(key)
+	return storekit.CheckKey(key)
 }
 
 // checkKeys runs checkKey on each of keys in turn and returns the first
@@ -40,7 +41,7 @@ func unexpired(clock strata.Clock, now *time.Time, exp int64) bool {
 	if now.IsZero() {
 		*now = clock.Now()
 	}
-	return !strata.Expired(*now, exp)
+	return !storekit.Expired(*now, exp)
 }
 
 // expiry returns the absolute expiry of a write made now with a resolved
@@ -49,7 +50,7 @@ func expiry(clock strata.Clock, ttl time.Duration) int64 {
 	if ttl <= 0 {
 		return 0
 	}
-	return strata.ExpiryMillis(clock.Now(), ttl)
+	return storekit.ExpiryMillis(clock.Now(), ttl)
 }
 
 // decoded is a stored value read through an engine: its expiry and the

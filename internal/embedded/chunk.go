@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // chunkSize is how many keys a snapshot's Entries and the sweep read per
@@ -120,7 +121,7 @@ func chunkedEntries(ctx context.Context, prefix []byte, read readEntries, now fu
 			for i, en := range chunk {
 				en.TTL = strata.NoExpiry
 				if exps[i] != 0 {
-					if en.TTL = strata.Remaining(now(), exps[i]); en.TTL == 0 {
+					if en.TTL = storekit.Remaining(now(), exps[i]); en.TTL == 0 {
 						continue
 					}
 				}

@@ -6,13 +6,14 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Commit applies b in one durable engine Update over every key b touches
 // (condition keys, fence keys and written keys): its conditions are read
 // and checked in the engine's atomic section, and its writes and fence
 // raises applied only if all hold, all of them or none. A fence is raised
-// to strata.FenceValue(token, b.ID), with no expiry. A batch that its
+// to storekit.FenceValue(token, b.ID), with no expiry. A batch that its
 // fence shows was applied already (same ID and token) returns nil without
 // writing. Stats count the puts (fence raises included) and the deletes of
 // live keys, as PutMany and DeleteMany do.
@@ -20,7 +21,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ttls, bad, err := strata.CheckBatch(b, s.cfg.DefaultTTL, s.cfg.MaxValueSize)
+	ttls, bad, err := storekit.CheckBatch(b, s.cfg.DefaultTTL, s.cfg.MaxValueSize)
 	if err != nil {
 		return s.rejected("commit", bad, err)
 	}
@@ -34,7 +35,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	deleted := 0
 	err = s.update(w.keys, Durable, func(tx Txn) error {
 		var now time.Time
-		err := strata.EvalConditions(b, func(key []byte) ([]byte, bool, error) {
+		err := storekit.EvalConditions(b, func(key []byte) ([]byte, bool, error) {
 			d, err := s.getLive(tx, key, &now)
 			return d.value, d.live, err
 		})
@@ -45,7 +46,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 		return err
 	})
 	switch {
-	case err == strata.ErrAlreadyApplied:
+	case err == storekit.ErrAlreadyApplied:
 		return nil
 	case err != nil:
 		if _, conflict := err.(*strata.ConflictError); conflict {
@@ -96,7 +97,7 @@ func (s *Store) encodeBatch(b *strata.WriteBatch, ttls []time.Duration) (*encode
 	for i, wr := range b.Writes {
 		if !wr.Delete {
 			start := len(buf)
-			buf = ttlval.Append(buf, strata.ExpiryMillis(now, ttls[i]), wr.Value)
+			buf = ttlval.Append(buf, storekit.ExpiryMillis(now, ttls[i]), wr.Value)
 			w.raws[i] = buf[start:len(buf):len(buf)]
 		}
 	}
@@ -105,7 +106,7 @@ func (s *Store) encodeBatch(b *strata.WriteBatch, ttls []time.Duration) (*encode
 		if c.Kind != strata.CondFence {
 			continue
 		}
-		v := strata.FenceValue(c.Token, b.ID)
+		v := storekit.FenceValue(c.Token, b.ID)
 		w.fences[i] = ttlval.Encode(0, v)
 		w.puts++
 		w.bytes += len(c.Key) + len(v)

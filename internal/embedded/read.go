@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Get returns a copy of the value under key, or strata.ErrNotFound.
@@ -31,7 +32,7 @@ func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, 
 		return nil, 0, strata.ErrNotFound
 	}
 	s.stats.Hit(len(d.value))
-	return d.value, strata.Remaining(now, d.exp), nil
+	return d.value, storekit.Remaining(now, d.exp), nil
 }
 
 // TTL returns the time key has left, strata.NoExpiry, or
@@ -44,7 +45,7 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	case !d.live:
 		return 0, strata.ErrNotFound
 	}
-	return strata.Remaining(now, d.exp), nil
+	return storekit.Remaining(now, d.exp), nil
 }
 
 // read checks and reads key for op. The value it returns is the caller's;
@@ -154,7 +155,7 @@ func (s *Store) keysFrom(chunk [][]byte, from, prefix []byte, limit int) (_ [][]
 			bad, derr = clone(k), err
 			return false
 		}
-		if exp == 0 || !strata.Expired(now, exp) {
+		if exp == 0 || !storekit.Expired(now, exp) {
 			chunk = append(chunk, slab.copy(k))
 		}
 		return true
@@ -177,7 +178,7 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 		out[i].Key = k
 	}
 	err := s.readMany(ctx, "get_many_with_ttl", keys, func(i int, d decoded, now time.Time) {
-		out[i].Value, out[i].TTL = d.value, strata.Remaining(now, d.exp)
+		out[i].Value, out[i].TTL = d.value, storekit.Remaining(now, d.exp)
 	})
 	if err != nil {
 		return nil, err

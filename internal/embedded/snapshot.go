@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Snapshot returns a point-in-time view of the store: an engine Snapshot,
@@ -67,7 +68,7 @@ func (sn *snapshot) entriesFrom(from, prefix []byte) (chunk []strata.Entry, exps
 			bad, derr = clone(k), err
 			return false
 		}
-		if strata.Remaining(now, exp) != 0 {
+		if storekit.Remaining(now, exp) != 0 {
 			chunk = append(chunk, strata.Entry{Key: clone(k), Value: clone(v)})
 			exps = append(exps, exp)
 		}

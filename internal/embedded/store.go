@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/internal/counters"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Config is what a Store needs besides its engine: the store's options as
@@ -67,7 +67,7 @@ type Store struct {
 	eng   Engine
 	cfg   Config
 	clock strata.Clock
-	stats counters.Set
+	stats storekit.Counters
 
 	// life is acquired by every method while it uses eng and closed by
 	// Close, so that eng is never used after it is closed; it also holds
@@ -102,7 +102,7 @@ func New(eng Engine, cfg Config) (*Store, error) {
 	s := &Store{eng: eng, cfg: cfg, clock: cfg.Clock}
 	if err := s.checkFirst(); err != nil {
 		eng.Close()
-		return nil, strata.NewOpError("open", cfg.Backend, nil, err)
+		return nil, storekit.NewOpError("open", cfg.Backend, nil, err)
 	}
 	if cfg.SweepInterval > 0 {
 		// Errors are counted in Stats.Errors; the next tick retries.
@@ -125,14 +125,14 @@ func (s *Store) checkFirst() error {
 		return serr
 	}
 	if err != nil {
-		return fmt.Errorf("%s is not a strata store (key %s): %w", s.cfg.Name, strata.QuoteKey(bad), err)
+		return fmt.Errorf("%s is not a strata store (key %s): %w", s.cfg.Name, storekit.QuoteKey(bad), err)
 	}
 	return nil
 }
 
 // rejected wraps rejected input or a context error; it is not counted.
 func (s *Store) rejected(op string, key []byte, err error) error {
-	return strata.NewOpError(op, s.cfg.Backend, key, err)
+	return storekit.NewOpError(op, s.cfg.Backend, key, err)
 }
 
 // fail counts and wraps a failure of the engine or of a stored value. It
@@ -142,7 +142,7 @@ func (s *Store) fail(op string, key []byte, err error) error {
 		return err
 	}
 	s.stats.Error()
-	return strata.NewOpError(op, s.cfg.Backend, key, err)
+	return storekit.NewOpError(op, s.cfg.Backend, key, err)
 }
 
 // update runs fn in the engine's atomic section for keys while the store
@@ -160,7 +160,7 @@ func (s *Store) checkWrite(ctx context.Context, key, value []byte, ttl time.Dura
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return strata.CheckEntry(key, value, ttl, s.cfg.DefaultTTL, s.cfg.MaxValueSize)
+	return storekit.CheckEntry(key, value, ttl, s.cfg.DefaultTTL, s.cfg.MaxValueSize)
 }
 
 // checkBatchSize fails with strata.ErrValueTooLarge if a batch of size
@@ -176,7 +176,7 @@ func (s *Store) checkBatchSize(size uint64) error {
 // Every method then fails with strata.ErrClosed; closing again returns nil.
 func (s *Store) Close() error {
 	if err := s.life.close(s.eng.Close); err != nil {
-		return strata.NewOpError("close", s.cfg.Backend, nil, err)
+		return storekit.NewOpError("close", s.cfg.Backend, nil, err)
 	}
 	return nil
 }

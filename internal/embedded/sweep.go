@@ -3,8 +3,8 @@ package embedded
 import (
 	"context"
 
-	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Sweep removes every expired key now, reading 1024 keys per engine Scan
@@ -31,7 +31,7 @@ func (s *Store) expiredFrom(from []byte) (expired [][]byte, next []byte, err err
 			return false
 		}
 		n++
-		if exp, err := ttlval.Expiry(raw); err == nil && strata.Expired(now, exp) {
+		if exp, err := ttlval.Expiry(raw); err == nil && storekit.Expired(now, exp) {
 			expired = append(expired, clone(k))
 		}
 		return true
@@ -60,7 +60,7 @@ func (s *Store) removeExpired(keys [][]byte) (int, error) {
 				continue
 			}
 			buf = raw
-			if exp, err := ttlval.Expiry(raw); err != nil || !strata.Expired(now, exp) {
+			if exp, err := ttlval.Expiry(raw); err != nil || !storekit.Expired(now, exp) {
 				continue
 			}
 			if err := tx.Delete(k); err != nil {

@@ -6,7 +6,7 @@ import (
 	"net/url"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Register registers with strata.Register the opener of an embedded
@@ -18,9 +18,9 @@ import (
 // An unknown parameter, a malformed value, a URL with a host or one
 // without a path is an error matching strata.ErrInvalidConfig, before
 // anything is opened.
-func Register[O any, S strata.Store](scheme, what string, options func(q *urlopt.Query) O, open func(path string, opts O) (S, error)) {
+func Register[O any, S strata.Store](scheme, what string, options func(q *storekit.Query) O, open func(path string, opts O) (S, error)) {
 	strata.Register(scheme, func(_ context.Context, u *url.URL) (strata.Store, error) {
-		q := urlopt.New(u)
+		q := storekit.NewQuery(u)
 		opts := options(q)
 		if err := q.Err(); err != nil {
 			return nil, err
@@ -40,9 +40,9 @@ func urlPath(u *url.URL, what string) (string, error) {
 		return u.Opaque, nil
 	case u.Host != "":
 		return "", fmt.Errorf("%w: store URL %q: a %s URL names a %s, not a host: write %s:///absolute/path or %s:relative/path",
-			strata.ErrInvalidConfig, strata.RedactURL(u.String()), u.Scheme, what, u.Scheme, u.Scheme)
+			strata.ErrInvalidConfig, storekit.RedactURL(u.String()), u.Scheme, what, u.Scheme, u.Scheme)
 	case u.Path == "":
-		return "", fmt.Errorf("%w: store URL %q: no %s path (%s:///var/lib/app/state)", strata.ErrInvalidConfig, strata.RedactURL(u.String()), what, u.Scheme)
+		return "", fmt.Errorf("%w: store URL %q: no %s path (%s:///var/lib/app/state)", strata.ErrInvalidConfig, storekit.RedactURL(u.String()), what, u.Scheme)
 	}
 	return u.Path, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Put stores value under key in one durable engine Update.
@@ -114,7 +115,7 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 	n := 0
 	for i, e := range entries {
 		start := len(buf)
-		buf = ttlval.Append(buf, strata.ExpiryMillis(now, ttls[i]), e.Value)
+		buf = ttlval.Append(buf, storekit.ExpiryMillis(now, ttls[i]), e.Value)
 		keys[i], raws[i] = e.Key, buf[start:len(buf):len(buf)]
 		n += len(e.Key) + len(e.Value)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // The commit crash test: a child commits generations 1, 2, ... of a batch
@@ -163,7 +164,7 @@ func checkCommits(t *testing.T, s strata.Store, acked int) {
 	}
 	if g > 0 {
 		v, _ := s.Get(ctx, commitFence)
-		if _, id, _ := strata.ParseFence(v); string(id) != string(batchID(g)) {
+		if _, id, _ := storekit.ParseFence(v); string(id) != string(batchID(g)) {
 			t.Fatalf("fence records batch %q, want %q", id, batchID(g))
 		}
 	}

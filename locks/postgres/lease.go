@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/locks"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // lease is the PostgreSQL side of a held lock: the connection whose
@@ -70,7 +70,7 @@ func (l *lease) watch() {
 		if err == nil || (interrupted && !closed) {
 			continue // a notification, or an operation's turn
 		}
-		l.ml.Lose(strata.NewOpError("watch", backend, []byte(l.name),
+		l.ml.Lose(storekit.NewOpError("watch", backend, []byte(l.name),
 			fmt.Errorf("%w: the connection holding the lock ended: %w", locks.ErrLost, err)))
 		return
 	}
@@ -116,7 +116,7 @@ func (l *lease) stopWatcher() {
 // gone (or will be as soon as the server notices).
 func (l *lease) lostIfClosed(op string, err error) error {
 	if l.pg.IsClosed() {
-		return strata.NewOpError(op, backend, []byte(l.name),
+		return storekit.NewOpError(op, backend, []byte(l.name),
 			fmt.Errorf("%w: the connection holding the lock ended: %w", locks.ErrLost, err))
 	}
 	return opError(op, l.name, err)
@@ -156,7 +156,7 @@ func (l *lease) Release(ctx context.Context) error {
 	case err != nil:
 		err = l.lostIfClosed("release", err)
 	case !unlocked:
-		err = strata.NewOpError("release", backend, []byte(l.name),
+		err = storekit.NewOpError("release", backend, []byte(l.name),
 			fmt.Errorf("%w: the session no longer held the advisory lock", locks.ErrLost))
 	default:
 		l.conn.Release()

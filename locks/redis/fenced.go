@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/locks"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // fencedPutScript stores a value and its token in the hash KEYS[1] unless
@@ -44,12 +45,12 @@ return 1
 // expiry); an expired key forgets its highest token, so fenced keys should
 // not expire while a stale holder might still write.
 func FencedPut(ctx context.Context, c goredis.UniversalClient, key string, token uint64, value []byte, ttl time.Duration) error {
-	if err := strata.CheckKey([]byte(key)); err != nil {
-		return strata.NewOpError("fenced_put", backend, []byte(key), err)
+	if err := storekit.CheckKey([]byte(key)); err != nil {
+		return storekit.NewOpError("fenced_put", backend, []byte(key), err)
 	}
-	ttl, err := strata.ResolveTTL(ttl, 0)
+	ttl, err := storekit.ResolveTTL(ttl, 0)
 	if err != nil {
-		return strata.NewOpError("fenced_put", backend, []byte(key), err)
+		return storekit.NewOpError("fenced_put", backend, []byte(key), err)
 	}
 	ms := int64(0)
 	if ttl > 0 {
@@ -60,7 +61,7 @@ func FencedPut(ctx context.Context, c goredis.UniversalClient, key string, token
 		return opError("fenced_put", key, err)
 	}
 	if seen, ok := res.(string); ok {
-		return strata.NewOpError("fenced_put", backend, []byte(key),
+		return storekit.NewOpError("fenced_put", backend, []byte(key),
 			fmt.Errorf("%w: token %d, the resource has accepted %s", locks.ErrStaleToken, token, seen))
 	}
 	return nil
@@ -69,8 +70,8 @@ func FencedPut(ctx context.Context, c goredis.UniversalClient, key string, token
 // FencedGet returns the value FencedPut stored under key and its token, or
 // strata.ErrNotFound.
 func FencedGet(ctx context.Context, c goredis.UniversalClient, key string) ([]byte, uint64, error) {
-	if err := strata.CheckKey([]byte(key)); err != nil {
-		return nil, 0, strata.NewOpError("fenced_get", backend, []byte(key), err)
+	if err := storekit.CheckKey([]byte(key)); err != nil {
+		return nil, 0, storekit.NewOpError("fenced_get", backend, []byte(key), err)
 	}
 	vals, err := c.HMGet(ctx, key, "t", "v").Result()
 	if err != nil {
@@ -83,7 +84,7 @@ func FencedGet(ctx context.Context, c goredis.UniversalClient, key string) ([]by
 	}
 	tok, err := strconv.ParseUint(ts, 10, 64)
 	if !ok1 || !ok2 || err != nil {
-		return nil, 0, strata.NewOpError("fenced_get", backend, []byte(key),
+		return nil, 0, storekit.NewOpError("fenced_get", backend, []byte(key),
 			fmt.Errorf("%w: not a fenced value", strata.ErrCorrupt))
 	}
 	return []byte(v), tok, nil

@@ -68,6 +68,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/locks"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // backend names the backend in errors.
@@ -269,7 +270,7 @@ func (l *lease) Renew(ctx context.Context, ttl time.Duration) error {
 		return opError("extend", l.name, err)
 	}
 	if n == 0 {
-		return strata.NewOpError("extend", backend, []byte(l.name), errNotOwner)
+		return storekit.NewOpError("extend", backend, []byte(l.name), errNotOwner)
 	}
 	return nil
 }
@@ -281,7 +282,7 @@ func (l *lease) Release(ctx context.Context) error {
 		return opError("release", l.name, err)
 	}
 	if n == 0 {
-		return strata.NewOpError("release", backend, []byte(l.name), errNotOwner)
+		return storekit.NewOpError("release", backend, []byte(l.name), errNotOwner)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/stores/bolt"
 )
 
@@ -92,7 +93,7 @@ func (r raw) GetHeader(b *testing.B, key func(i int) []byte, clock strata.Clock)
 		var out []byte
 		err := r.db.View(func(tx *bbolt.Tx) error {
 			exp, v, err := ttlval.Decode(tx.Bucket(benchBucket).Get(key(i)))
-			if err != nil || (exp != 0 && strata.Expired(clock.Now(), exp)) {
+			if err != nil || (exp != 0 && storekit.Expired(clock.Now(), exp)) {
 				return fmt.Errorf("bad value: %v", err)
 			}
 			out = append([]byte(nil), v...)

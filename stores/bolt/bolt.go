@@ -108,7 +108,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/embedded"
 	"github.com/strata-kv/strata/internal/ttlval"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 const backend = "bolt"
@@ -235,11 +235,11 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	db, err := openDB(path, o.FileMode, bo)
 	if err != nil {
-		return nil, strata.NewOpError("open", backend, nil, openError(path, o.OpenTimeout, err))
+		return nil, storekit.NewOpError("open", backend, nil, openError(path, o.OpenTimeout, err))
 	}
 	if err := prepare(db, path, o); err != nil {
 		db.Close()
-		return nil, strata.NewOpError("open", backend, nil, err)
+		return nil, storekit.NewOpError("open", backend, nil, err)
 	}
 	eng := &engine{db: db, bucket: []byte(o.Bucket), path: path}
 	s, err := embedded.New(eng, embedded.Config{
@@ -302,7 +302,7 @@ func prepare(db *bbolt.DB, path string, o Options) (err error) {
 func init() { embedded.Register("bolt", "file", urlOptions, Open) }
 
 // urlOptions reads the parameters of a bolt URL.
-func urlOptions(q *urlopt.Query) *Options {
+func urlOptions(q *storekit.Query) *Options {
 	return &Options{
 		Bucket:          q.String("bucket", ""),
 		FileMode:        os.FileMode(q.Uint32("file_mode", 0)),

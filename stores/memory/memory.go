@@ -21,8 +21,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/internal/counters"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 const backend = "memory"
@@ -72,7 +71,7 @@ func lessExpiry(a, b expiry) bool {
 type Store struct {
 	opts  Options
 	clock strata.Clock
-	stats counters.Set
+	stats storekit.Counters
 
 	mu       sync.RWMutex
 	items    *btree.BTreeG[item]
@@ -122,7 +121,7 @@ func New(opts *Options) *Store {
 
 func init() {
 	strata.Register("mem", func(ctx context.Context, u *url.URL) (strata.Store, error) {
-		q := urlopt.New(u)
+		q := storekit.NewQuery(u)
 		opts := &Options{
 			DefaultTTL:    q.Duration("default_ttl", 0),
 			MaxValueSize:  q.Int("max_value_size", 0),
@@ -152,7 +151,7 @@ func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
 // set writes key (not yet copied) with a resolved ttl. The caller holds mu
 // for writing.
 func (s *Store) set(key, value []byte, ttl time.Duration, now time.Time) {
-	it := item{key: clone(key), value: clone(value), exp: strata.ExpiryMillis(now, ttl)}
+	it := item{key: clone(key), value: clone(value), exp: storekit.ExpiryMillis(now, ttl)}
 	if old, ok := s.items.ReplaceOrInsert(it); ok && old.exp != 0 {
 		s.expiries.Delete(expiry{old.exp, old.key})
 	}
@@ -176,7 +175,7 @@ func (s *Store) remove(key []byte, nowMS int64) (item, bool) {
 }
 
 func (s *Store) err(op string, key []byte, err error) error {
-	return strata.NewOpError(op, backend, key, err)
+	return storekit.NewOpError(op, backend, key, err)
 }
 
 // enter checks ctx and the key of a read.
@@ -184,7 +183,7 @@ func enter(ctx context.Context, key []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return strata.CheckKey(key)
+	return storekit.CheckKey(key)
 }
 
 // Get returns a copy of the value under key, or strata.ErrNotFound.
@@ -219,7 +218,7 @@ func (s *Store) getWithTTL(ctx context.Context, op string, key []byte) ([]byte, 
 		return nil, 0, strata.ErrNotFound
 	}
 	s.stats.Hit(len(v))
-	return v, strata.Remaining(now, it.exp), nil
+	return v, storekit.Remaining(now, it.exp), nil
 }
 
 // Put stores a copy of value under key.
@@ -242,7 +241,7 @@ func (s *Store) check(ctx context.Context, key, value []byte, ttl time.Duration)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return strata.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	return storekit.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
 }
 
 // Delete removes key.
@@ -383,7 +382,7 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 		out[i].Key = k
 		if it, ok := s.live(k, nowMS); ok {
 			out[i].Value = clone(it.value)
-			out[i].TTL = strata.Remaining(now, it.exp)
+			out[i].TTL = storekit.Remaining(now, it.exp)
 			hits++
 			n += len(it.value)
 		}
@@ -422,7 +421,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ttls, bad, err := strata.CheckBatch(b, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	ttls, bad, err := storekit.CheckBatch(b, s.opts.DefaultTTL, s.opts.MaxValueSize)
 	if err != nil {
 		return s.err("commit", bad, err)
 	}
@@ -436,12 +435,12 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	if s.closed {
 		return strata.ErrClosed
 	}
-	err = strata.EvalConditions(b, func(key []byte) ([]byte, bool, error) {
+	err = storekit.EvalConditions(b, func(key []byte) ([]byte, bool, error) {
 		it, ok := s.live(key, nowMS)
 		return it.value, ok, nil
 	})
 	switch {
-	case err == strata.ErrAlreadyApplied:
+	case err == storekit.ErrAlreadyApplied:
 		return nil
 	case err != nil:
 		return s.err("commit", nil, err)
@@ -459,7 +458,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	s.stats.Delete(deleted)
 	for _, c := range b.Conditions {
 		if c.Kind == strata.CondFence {
-			s.set(c.Key, strata.FenceValue(c.Token, b.ID), strata.NoExpiry, now)
+			s.set(c.Key, storekit.FenceValue(c.Token, b.ID), strata.NoExpiry, now)
 		}
 	}
 	return nil
@@ -565,7 +564,7 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	if !ok {
 		return 0, strata.ErrNotFound
 	}
-	return strata.Remaining(now, it.exp), nil
+	return storekit.Remaining(now, it.exp), nil
 }
 
 // GetWithTTL returns a copy of the value and the time key has left.
@@ -642,7 +641,7 @@ func (sn *snapshot) Entries(ctx context.Context, prefix []byte) iter.Seq2[strata
 			if err = ctx.Err(); err != nil {
 				return false
 			}
-			left := strata.Remaining(sn.s.clock.Now(), it.exp)
+			left := storekit.Remaining(sn.s.clock.Now(), it.exp)
 			if left == 0 {
 				return true
 			}

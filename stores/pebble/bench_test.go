@@ -9,6 +9,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/storetest"
 	"github.com/strata-kv/strata/internal/ttlval"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/stores/pebble"
 )
 
@@ -84,7 +85,7 @@ func (r raw) GetHeader(b *testing.B, key func(i int) []byte, clock strata.Clock)
 			b.Fatal(err)
 		}
 		exp, v, err := ttlval.Decode(raw)
-		if err != nil || (exp != 0 && strata.Expired(clock.Now(), exp)) {
+		if err != nil || (exp != 0 && storekit.Expired(clock.Now(), exp)) {
 			b.Fatal(err)
 		}
 		out := append([]byte(nil), v...)

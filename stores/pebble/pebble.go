@@ -119,7 +119,7 @@ import (
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/internal/embedded"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 const backend = "pebble"
@@ -273,20 +273,20 @@ var _ embedded.Capabilities = (*Store)(nil)
 func Open(dir string, opts *Options) (*Store, error) {
 	existed, err := checkDir(dir)
 	if err != nil {
-		return nil, strata.NewOpError("open", backend, nil, err)
+		return nil, storekit.NewOpError("open", backend, nil, err)
 	}
 	o := opts.withDefaults()
 	events := new(eventCounts)
 	po, fsCloser := pebbleOptions(o, events)
 	if po.Comparer != nil && po.Comparer.Name != pebbledb.DefaultComparer.Name {
 		fsCloser.Close()
-		return nil, strata.NewOpError("open", backend, nil, fmt.Errorf(
+		return nil, storekit.NewOpError("open", backend, nil, fmt.Errorf(
 			"%w: Configure set the Comparer %q: the store needs Pebble's default byte order", strata.ErrInvalidConfig, po.Comparer.Name))
 	}
 	db, err := openDB(dir, po)
 	if err != nil {
 		fsCloser.Close()
-		return nil, strata.NewOpError("open", backend, nil, openError(dir, existed, err))
+		return nil, storekit.NewOpError("open", backend, nil, openError(dir, existed, err))
 	}
 	eng := &engine{db: db, wo: writeOptions(o), locks: newKeyLocks(), events: events, fsCloser: fsCloser}
 	s, err := embedded.New(eng, embedded.Config{
@@ -375,7 +375,7 @@ func openError(dir string, existed bool, err error) error {
 func init() { embedded.Register("pebble", "directory", urlOptions, Open) }
 
 // urlOptions reads the parameters of a pebble URL.
-func urlOptions(q *urlopt.Query) *Options {
+func urlOptions(q *storekit.Query) *Options {
 	return &Options{
 		NoSync:        q.Bool("no_sync", false),
 		CacheSize:     int64(q.Int("cache_size", 0)),

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/conformance"
 	"github.com/strata-kv/strata/internal/testserver"
+	"github.com/strata-kv/strata/storekit"
 	"github.com/strata-kv/strata/stores/redis"
 )
 
@@ -327,7 +328,7 @@ func BenchmarkCommit(b *testing.B) {
 				return err
 			}
 			if f, ok := vals[0].(string); ok {
-				if tok, _, err := strata.ParseFence([]byte(f)); err != nil || tok > 1 {
+				if tok, _, err := storekit.ParseFence([]byte(f)); err != nil || tok > 1 {
 					return fmt.Errorf("fence %q", f)
 				}
 			}
@@ -340,7 +341,7 @@ func BenchmarkCommit(b *testing.B) {
 				for _, k := range keys[:99] {
 					args = append(args, k, value)
 				}
-				args = append(args, offset, offsetValue(n+1), fence, strata.FenceValue(1, nil))
+				args = append(args, offset, offsetValue(n+1), fence, storekit.FenceValue(1, nil))
 				return p.Process(ctx, goredis.NewStatusCmd(ctx, args...))
 			})
 			if err == nil {

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // commitScript applies a strata.WriteBatch reduced to the last write of
@@ -111,7 +112,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, bad, err := strata.CheckBatch(b, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	_, bad, err := storekit.CheckBatch(b, s.opts.DefaultTTL, s.opts.MaxValueSize)
 	if err != nil {
 		return s.err("commit", bad, err)
 	}
@@ -159,7 +160,7 @@ func (s *Store) commitArgs(b *strata.WriteBatch) (keys [][]byte, args []any) {
 	ttls := make(map[int]int64)
 	for _, i := range order {
 		w := b.Writes[i]
-		switch ttl, _ := strata.ResolveTTL(w.TTL, s.opts.DefaultTTL); { // checked by CheckBatch
+		switch ttl, _ := storekit.ResolveTTL(w.TTL, s.opts.DefaultTTL); { // checked by CheckBatch
 		case w.Delete:
 			deleted = append(deleted, i)
 		case ttl > 0:
@@ -181,7 +182,7 @@ func (s *Store) commitArgs(b *strata.WriteBatch) (keys [][]byte, args []any) {
 		case strata.CondAbsent:
 			args = append(args, "a", "")
 		case strata.CondFence:
-			args = append(args, "f", strata.FenceValue(c.Token, nil))
+			args = append(args, "f", storekit.FenceValue(c.Token, nil))
 		}
 	}
 	for _, i := range plain {
@@ -224,7 +225,7 @@ func (s *Store) commitResult(ctx context.Context, st *opState, b *strata.WriteBa
 			str, _ := reply[2].(string)
 			token, _ = strconv.ParseUint(str, 10, 64)
 		}
-		return strata.NewConflictError(b, int(i), token)
+		return storekit.NewConflictError(b, int(i), token)
 	case code == 3 && i >= 0 && int(i) < len(b.Conditions):
 		return s.err("commit", b.Conditions[i].Key, fmt.Errorf("%w: the fence key does not hold a fence value", strata.ErrCorrupt))
 	}
@@ -266,11 +267,11 @@ func (s *Store) sameSlot(b *strata.WriteBatch) error {
 		if i > 0 {
 			names.WriteString(", ")
 		}
-		names.WriteString(strata.QuoteKey(k))
+		names.WriteString(storekit.QuoteKey(k))
 	}
 	return fmt.Errorf("%w: a commit must keep every key in one hash slot; %s not in the slot of %s "+
 		"(give the batch's keys a common hash tag, such as {job}, in their names or in the key prefix)",
-		strata.ErrInvalidKey, names.String(), strata.QuoteKey(first))
+		strata.ErrInvalidKey, names.String(), storekit.QuoteKey(first))
 }
 
 // colocated reports whether keys a and b (without KeyPrefix) land on the

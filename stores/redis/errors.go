@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // kind classifies the failure of one attempt of a command.
@@ -159,7 +160,7 @@ func (s *Store) fail(ctx context.Context, op string, key []byte, st *opState, er
 			out = fmt.Errorf("%w: %w", strata.ErrUnavailable, err)
 		}
 	}
-	return strata.NewOpError(op, backend, key, out)
+	return storekit.NewOpError(op, backend, key, out)
 }
 
 // ctxErr returns ctx.Err(), or context.DeadlineExceeded once ctx's

@@ -19,7 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/internal/urlopt"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // The URL schemes the package registers with strata.Open.
@@ -192,11 +192,11 @@ func (o Options) String() string {
 			sep = ", "
 		}
 	}
-	field("URL", strata.RedactURL(o.URL), o.URL != "" || len(o.URLs) == 0)
+	field("URL", storekit.RedactURL(o.URL), o.URL != "" || len(o.URLs) == 0)
 	if len(o.URLs) > 0 {
 		urls := make([]string, len(o.URLs))
 		for i, u := range o.URLs {
-			urls[i] = strata.RedactURL(u)
+			urls[i] = storekit.RedactURL(u)
 		}
 		field("URLs", urls, true)
 	}
@@ -289,7 +289,7 @@ func (o Options) resolve() (*resolved, error) {
 	} else {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, strata.RedactURL(raw))
+			return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, storekit.RedactURL(raw))
 		}
 		if err := o.mergeURL(u, r); err != nil {
 			return nil, err
@@ -385,7 +385,7 @@ func joinURLs(urls []string) (string, error) {
 	hosts := make([]string, len(urls))
 	for i, raw := range urls {
 		bad := func(format string, args ...any) (string, error) {
-			return "", fmt.Errorf("%w: redis: urls[%d] %q: %s", strata.ErrInvalidConfig, i, strata.RedactURL(raw), fmt.Sprintf(format, args...))
+			return "", fmt.Errorf("%w: redis: urls[%d] %q: %s", strata.ErrInvalidConfig, i, storekit.RedactURL(raw), fmt.Sprintf(format, args...))
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -519,7 +519,7 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 		return err
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: redis: url %q: %w", strata.ErrInvalidConfig, strata.RedactURL(u.String()), errors.Join(errs...))
+		return fmt.Errorf("%w: redis: url %q: %w", strata.ErrInvalidConfig, storekit.RedactURL(u.String()), errors.Join(errs...))
 	}
 	// mergeQuery set the fields on o.
 	r.opts = o
@@ -544,7 +544,7 @@ func (o *Options) mergeQuery(u *url.URL) error {
 	}
 	rest := *u
 	rest.RawQuery = v.Encode()
-	q := urlopt.New(&rest)
+	q := storekit.NewQuery(&rest)
 	var twice []string
 	str := func(name string, f *string) {
 		if v := q.String(name, ""); v != "" {
@@ -613,7 +613,7 @@ func (o *Options) mergeQuery(u *url.URL) error {
 		return errors.Join(errs...)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, strata.RedactURL(u.String()), errors.Join(errs...))
+		return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, storekit.RedactURL(u.String()), errors.Join(errs...))
 	}
 	return nil
 }

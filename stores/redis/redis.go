@@ -140,7 +140,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
-	"github.com/strata-kv/strata/internal/counters"
+	"github.com/strata-kv/strata/storekit"
 )
 
 const backend = "redis"
@@ -165,7 +165,7 @@ type Store struct {
 	// pipe is the auto-pipelining, nil when it is off.
 	pipe *autoPipe
 
-	stats         counters.Set
+	stats         storekit.Counters
 	retries       atomic.Uint64
 	pipelines     atomic.Uint64
 	autoPipelined atomic.Uint64
@@ -288,7 +288,7 @@ func Open(ctx context.Context, opts *Options) (*Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("redis: connecting to %s: %w", strata.RedactURL(r.url), err)
+		return nil, fmt.Errorf("redis: connecting to %s: %w", storekit.RedactURL(r.url), err)
 	}
 	return s, nil
 }
@@ -356,7 +356,7 @@ func bytesOf(str string) []byte {
 
 // err wraps an error of bad input or state.
 func (s *Store) err(op string, key []byte, err error) error {
-	return strata.NewOpError(op, backend, key, err)
+	return storekit.NewOpError(op, backend, key, err)
 }
 
 // enter checks the store, the context and the key of an operation.
@@ -367,7 +367,7 @@ func (s *Store) enter(ctx context.Context, key []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return strata.CheckKey(key)
+	return storekit.CheckKey(key)
 }
 
 // check is enter for a write: it validates the value and TTL too and
@@ -379,7 +379,7 @@ func (s *Store) check(ctx context.Context, key, value []byte, ttl time.Duration)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return strata.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
+	return storekit.CheckEntry(key, value, ttl, s.opts.DefaultTTL, s.opts.MaxValueSize)
 }
 
 // setArgs returns the arguments of SET key value [PX ms] for a resolved

@@ -1,7 +1,4 @@
-// Package urlopt reads store options from a URL's query string, strictly:
-// a malformed value or an unknown parameter is an error matching
-// strata.ErrInvalidConfig that names the parameter and what it accepts.
-package urlopt
+package storekit
 
 import (
 	"errors"
@@ -15,8 +12,10 @@ import (
 	"github.com/strata-kv/strata"
 )
 
-// Query reads parameters from a URL query. Read every parameter the store
-// knows, then call Err.
+// Query reads a store's options from its URL's query string, strictly: a
+// malformed value or an unknown parameter is an error matching
+// strata.ErrInvalidConfig that names the parameter and what it accepts.
+// Read every parameter the store knows, then call Err.
 type Query struct {
 	u     *url.URL
 	v     url.Values
@@ -24,8 +23,8 @@ type Query struct {
 	errs  []error
 }
 
-// New returns a Query over u's parameters.
-func New(u *url.URL) *Query {
+// NewQuery returns a Query over u's parameters.
+func NewQuery(u *url.URL) *Query {
 	return &Query{u: u, v: u.Query()}
 }
 
@@ -130,5 +129,5 @@ func (q *Query) Err() error {
 	if len(q.errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, strata.RedactURL(q.u.String()), errors.Join(q.errs...))
+	return fmt.Errorf("%w: store URL %q: %w", strata.ErrInvalidConfig, RedactURL(q.u.String()), errors.Join(q.errs...))
 }

@@ -1,0 +1,18 @@
+// Package kit connects the tools for store authors that package strata
+// implements, because it needs them itself, to package storekit, which
+// exports them: strata fills these variables in an init function, so that
+// its own documentation lists only what users call.
+package kit
+
+import "time"
+
+// The implementations in package strata; set before any other package's
+// init runs (every importer of storekit imports strata first).
+var (
+	CheckKey   func(key []byte) error
+	ResolveTTL func(ttl, defaultTTL time.Duration) (time.Duration, error)
+	NewOpError func(op, backend string, key []byte, err error) error
+	QuoteKey   func(key []byte) string
+	RedactURL  func(rawURL string) string
+	ParseFence func(v []byte) (token uint64, id []byte, err error)
+)

@@ -1,0 +1,25 @@
+package storekit
+
+import "github.com/strata-kv/strata/internal/kit"
+
+// NewOpError wraps err in a *strata.OpError naming the operation, the
+// store kind and the key, unless err is nil, is already an OpError (errors
+// are wrapped once), or is one that callers match as is:
+// strata.ErrNotFound, strata.ErrClosed, a *strata.ConflictError and
+// context errors stay unwrapped, so that a miss costs no allocation.
+func NewOpError(op, backend string, key []byte, err error) error {
+	return kit.NewOpError(op, backend, key, err)
+}
+
+// QuoteKey returns key as a quoted Go string, shortened to 64 bytes with
+// the full length noted, for messages and logs.
+func QuoteKey(key []byte) string { return kit.QuoteKey(key) }
+
+// RedactURL returns rawURL with every password it can carry replaced: the
+// user information's password, an opaque form's user information, and
+// the values of query parameters whose names suggest a secret (password,
+// pwd, pass, secret, token, auth, credential, api_key, private,
+// signature). A string that does not parse as a URL is reduced to its
+// scheme. Use it for every URL that goes into an error, a log line or
+// printed output.
+func RedactURL(rawURL string) string { return kit.RedactURL(rawURL) }
