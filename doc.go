@@ -3,8 +3,8 @@
 //
 // A [Store] is the small required interface. Stores may implement optional
 // capabilities, found by type assertion the way database/sql/driver works:
-// [Batcher], [Atomic], [Expirer], [Snapshotter], [Pinger] and
-// [StatsReporter]. Callers do not write the type switch themselves: the
+// [Batcher], [Atomic], [Expirer], [BatchExpirer], [Committer],
+// [Snapshotter], [Pinger] and [StatsReporter]. Callers do not write the type switch themselves: the
 // package-level helpers ([GetMany], [PutIfAbsent], [TTL], ...) use the
 // capability when the store has it and otherwise fall back to a loop, or
 // return [ErrUnsupported] where no honest fallback exists.

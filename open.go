@@ -90,6 +90,12 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(rawURL, err))
 	}
+	return openParsed(ctx, u)
+}
+
+// openParsed opens the store u names. A URL is parsed once, in [Open]; the
+// wrappers and the store's opener all receive the parsed form.
+func openParsed(ctx context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	openers.RLock()
 	open := openers.m[scheme]
@@ -101,7 +107,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	if open == nil {
 		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
-			ErrInvalidConfig, redactURL(rawURL), u.Scheme, strings.Join(Schemes(), ", "))
+			ErrInvalidConfig, redactedURL(u), u.Scheme, strings.Join(Schemes(), ", "))
 	}
 	return open(ctx, u)
 }
@@ -119,7 +125,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 	}
 	iu := *u
 	iu.Scheme, iu.RawQuery = inner, q.Encode()
-	s, err := Open(ctx, iu.String())
+	s, err := openParsed(ctx, &iu)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +135,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 		if errors.Is(err, ErrInvalidConfig) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: store URL %q: %w", ErrInvalidConfig, redactURL(u.String()), err)
+		return nil, fmt.Errorf("%w: store URL %q: %w", ErrInvalidConfig, redactedURL(u), err)
 	}
 	return w, nil
 }
@@ -152,6 +158,17 @@ func redactURL(rawURL string) string {
 		}
 		return "(unparsable)"
 	}
+	if s, changed := redactParsed(u); changed {
+		return s
+	}
+	return rawURL
+}
+
+// redactParsed returns the parsed URL u as redactURL would print it, and
+// whether it had a secret to hide. u is not modified.
+func redactParsed(u *url.URL) (string, bool) {
+	c := *u
+	u = &c
 	changed := false
 	if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
 		u.Opaque, changed = redacted+u.Opaque[i:], true
@@ -162,10 +179,13 @@ func redactURL(rawURL string) string {
 	if q, ok := redactQuery(u.RawQuery); ok {
 		u.RawQuery, changed = q, true
 	}
-	if !changed {
-		return rawURL
-	}
-	return u.String()
+	return u.String(), changed
+}
+
+// redactedURL returns u printed with its secrets hidden.
+func redactedURL(u *url.URL) string {
+	s, _ := redactParsed(u)
+	return s
 }
 
 // redacted replaces a secret in printed URLs.

@@ -1,13 +1,15 @@
 package strata_test
 
 import (
+	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/storekit"
-	_ "github.com/strata-kv/strata/stores/memory"
+	"github.com/strata-kv/strata/stores/memory"
 )
 
 func TestOpenErrors(t *testing.T) {
@@ -93,4 +95,37 @@ func FuzzOpen(f *testing.F) {
 		}
 		s.Close()
 	})
+}
+
+// TestOpenHandsDownParsedURL checks that a wrapped URL reaches the store's
+// opener parsed, as given, less the wrapper's parameters: the user
+// information (escapes and all), the host list, the path and the other
+// parameters.
+func TestOpenHandsDownParsedURL(t *testing.T) {
+	var got *url.URL
+	strata.Register("parsedonce", func(_ context.Context, u *url.URL) (strata.Store, error) {
+		got = u
+		return memory.New(nil), nil
+	})
+	var params url.Values
+	strata.RegisterWrapper("wrapparsed", func(_ context.Context, inner strata.Store, p url.Values) (strata.Store, error) {
+		params = p
+		return inner, nil
+	})
+	s, err := strata.Open(context.Background(), "wrapparsed+parsedonce://us%3Aer:p%40ss%2Fw@h1:1,h2:2/a%2Fb?x=1&wrapparsed.size=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got == nil {
+		t.Fatal("the store's opener was not called")
+	}
+	pw, _ := got.User.Password()
+	if got.Scheme != "parsedonce" || got.User.Username() != "us:er" || pw != "p@ss/w" ||
+		got.Host != "h1:1,h2:2" || got.EscapedPath() != "/a%2Fb" || got.RawQuery != "x=1" {
+		t.Errorf("opener got %#v", got)
+	}
+	if params.Get("size") != "3" || len(params) != 1 {
+		t.Errorf("wrapper got params %v, want size=3", params)
+	}
 }
