@@ -90,12 +90,13 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(rawURL, err))
 	}
-	return openParsed(ctx, u)
+	return OpenURL(ctx, u)
 }
 
-// openParsed opens the store u names. A URL is parsed once, in [Open]; the
-// wrappers and the store's opener all receive the parsed form.
-func openParsed(ctx context.Context, u *url.URL) (Store, error) {
+// OpenURL opens the store that the parsed URL u names, as [Open] does. A
+// URL is parsed once: wrappers and the store's opener all receive the
+// parsed form. OpenURL does not modify u.
+func OpenURL(ctx context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	openers.RLock()
 	open := openers.m[scheme]
@@ -125,7 +126,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 	}
 	iu := *u
 	iu.Scheme, iu.RawQuery = inner, q.Encode()
-	s, err := openParsed(ctx, &iu)
+	s, err := OpenURL(ctx, &iu)
 	if err != nil {
 		return nil, err
 	}

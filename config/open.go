@@ -209,5 +209,5 @@ func (c *Config) openBackend(ctx context.Context, backends []string) (strata.Sto
 		return nil, fmt.Errorf("%w: config: state.backend %q is unknown (accepted: %s)",
 			strata.ErrInvalidConfig, backend, strings.Join(append([]string{"memory", "bolt", "pebble"}, backends...), ", "))
 	}
-	return strata.Open(ctx, u.String())
+	return strata.OpenURL(ctx, &u)
 }
