@@ -147,7 +147,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 // "//", so the parser sees no user information), and the value of every
 // query parameter whose name says it holds a secret (password, passwd, pwd,
 // pass, secret, token, auth, credential, api_key, private, signature, in
-// any case, as part of a longer name too). A string that does not parse as
+// any case, as part of a longer name too), and any fragment. A string that does not parse as
 // a URL is reduced to its scheme, since it may hold a secret in a form the
 // parser does not recognize. Use it for every URL that goes into an error,
 // a log line or printed output.
@@ -179,6 +179,11 @@ func redactParsed(u *url.URL) (string, bool) {
 	}
 	if q, ok := redactQuery(u.RawQuery); ok {
 		u.RawQuery, changed = q, true
+	}
+	if u.Fragment != "" {
+		// No store URL uses a fragment: one may be a mistyped password
+		// ("redis://h/0#:secret@").
+		u.Fragment, u.RawFragment, changed = redacted, "", true
 	}
 	return u.String(), changed
 }

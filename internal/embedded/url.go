@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/storekit"
@@ -36,6 +37,12 @@ func Register[O any, S strata.Store](scheme, what string, options func(q *storek
 // urlPath returns the path u names (see Register).
 func urlPath(u *url.URL, what string) (string, error) {
 	switch {
+	case u.User != nil || hasUserInfo(u.Opaque):
+		// A file has no user: this is a server URL given the wrong
+		// scheme, and its password must not reach an error through the
+		// path.
+		return "", fmt.Errorf("%w: store URL %q: a %s URL names a %s and has no user or password (for a path with \"@\" before its first \"/\", write %s:./path)",
+			strata.ErrInvalidConfig, storekit.RedactURL(u.String()), u.Scheme, what, u.Scheme)
 	case u.Opaque != "":
 		return u.Opaque, nil
 	case u.Host != "":
@@ -45,4 +52,12 @@ func urlPath(u *url.URL, what string) (string, error) {
 		return "", fmt.Errorf("%w: store URL %q: no %s path (%s:///var/lib/app/state)", strata.ErrInvalidConfig, storekit.RedactURL(u.String()), what, u.Scheme)
 	}
 	return u.Path, nil
+}
+
+// hasUserInfo reports whether the opaque part of a URL reads as user
+// information ("user:password@host..."): an "@" before the first "/".
+func hasUserInfo(opaque string) bool {
+	at := strings.Index(opaque, "@")
+	slash := strings.Index(opaque, "/")
+	return at >= 0 && (slash < 0 || at < slash)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,30 @@ func TestStats(t *testing.T) {
 	g := storetest.Stats(t, open, "bolt", "file_size_bytes", "read_tx_total", "read_tx_open", "tx_writes_total", "free_pages")
 	if g["read_tx_open"] < 1 || g["file_size_bytes"] <= 0 {
 		t.Fatalf("gauges with one snapshot open: %v", g)
+	}
+}
+
+// TestURLWithUserInfo checks that a server-like URL given the bolt scheme
+// is refused without its password reaching the error, and that a path
+// holding "@" after its first "/" still opens.
+func TestURLWithUserInfo(t *testing.T) {
+	ctx := t.Context()
+	for _, raw := range []string{"bolt:user:hunter2@host:1/0", "bolt://user:hunter2@/x.db"} {
+		_, err := strata.Open(ctx, raw)
+		if !errors.Is(err, strata.ErrInvalidConfig) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q) = %v, want ErrInvalidConfig without the password", raw, err)
+		}
+	}
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := strata.Open(ctx, "bolt:./d/state@v2.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat("d/state@v2.db"); err != nil {
+		t.Fatal(err)
 	}
 }
