@@ -138,7 +138,8 @@ func (t *Tier) TierStats() Stats {
 // Stats returns the tier's counters as strata.Stats: reads, hits and
 // misses as the tier's callers saw them (from L1 or the L2), the L2's key
 // count, and gauges for L1 (l1_*), the coherence machinery and the L2's own
-// gauges (l2_*).
+// gauges (l2_*). Latency is nil: the tier does not time its operations
+// (the L2's are in TierStats().L2.Latency).
 func (t *Tier) Stats() strata.Stats {
 	s := t.TierStats()
 	var hitBytes uint64
@@ -175,7 +176,7 @@ func (t *Tier) Stats() strata.Stats {
 			"verification_corrections_total":    float64(s.Corrections),
 			"verification_failures_total":       float64(s.VerifyFailures),
 			"flushes_total":                     float64(s.Flushes),
-			"bypass_seconds":                    s.BypassTime.Seconds(),
+			"bypass_seconds_total":              s.BypassTime.Seconds(),
 			"bypassing":                         boolGauge(s.Bypassing),
 		},
 	}
