@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/latency"
 	"github.com/strata-kv/strata/storekit"
 )
 
@@ -185,6 +186,12 @@ type Stats struct {
 
 	LastError   error  // the last checkpoint or restore failure, if any
 	LastSkipped []Skip // what the last RestoreLatest skipped
+
+	// Durations is the distribution of the time the published checkpoints
+	// took, publish included, and RestoreDurations that of the successful
+	// restores, verification included.
+	Durations        strata.Histogram
+	RestoreDurations strata.Histogram
 }
 
 // Info describes a published checkpoint, as a Location lists it.
@@ -255,6 +262,8 @@ type Coordinator struct {
 	statsMu sync.Mutex
 	stats   Stats
 
+	durations, restoreDurations *latency.Recorder
+
 	life     sync.Mutex
 	started  bool
 	closed   bool
@@ -315,7 +324,8 @@ func newCoordinator(store strata.Store, loc Location, own bool, o Options) (*Coo
 			o.Source = st.Backend
 		}
 	}
-	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o}
+	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o,
+		durations: latency.New(latency.JobBounds), restoreDurations: latency.New(latency.JobBounds)}
 	c.tracker, _ = store.(*Tracker)
 	// Remove what crashed writers left, as every checkpoint does.
 	ls, err := loc.List(context.Background())
@@ -363,6 +373,8 @@ func (c *Coordinator) Stats() Stats {
 	defer c.statsMu.Unlock()
 	s := c.stats
 	s.LastSkipped = slices.Clone(s.LastSkipped)
+	s.Durations = c.durations.Histogram()
+	s.RestoreDurations = c.restoreDurations.Histogram()
 	return s
 }
 
@@ -543,6 +555,7 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		c.stats.LastID = in.ID
 		c.stats.LastSize = in.Size
 		c.stats.TotalBytes += uint64(in.Size)
+		c.durations.Observe(elapsed)
 	}
 	c.statsMu.Unlock()
 	if err != nil {
@@ -863,8 +876,9 @@ func (c *Coordinator) Restore(ctx context.Context, id string) (Report, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
 	rep, err := c.restore(ctx, id)
-	c.restored(rep, err)
+	c.restored(rep, err, time.Since(start))
 	return rep, err
 }
 
@@ -886,7 +900,7 @@ func (c *Coordinator) target() strata.Store {
 	return c.store
 }
 
-func (c *Coordinator) restored(rep Report, err error) {
+func (c *Coordinator) restored(rep Report, err error, took time.Duration) {
 	if err == nil || len(rep.Chain) > 0 {
 		// The store changed: the next checkpoint cannot be a delta over
 		// the last one.
@@ -899,6 +913,7 @@ func (c *Coordinator) restored(rep Report, err error) {
 	switch {
 	case err == nil:
 		c.stats.Restores++
+		c.restoreDurations.Observe(took)
 	case errors.Is(err, ErrNoCheckpoint) && len(rep.Skipped) == 0:
 		// an empty location: a first start, not a failure
 	default:
@@ -924,8 +939,9 @@ func (c *Coordinator) RestoreLatest(ctx context.Context) (Report, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
 	rep, err := c.restoreLatest(ctx)
-	c.restored(rep, err)
+	c.restored(rep, err, time.Since(start))
 	return rep, err
 }
 
