@@ -172,6 +172,11 @@ type Stats struct {
 	// A name ending in _total is a counter: it only grows.
 	Gauges map[string]float64
 
+	// GaugeHelp explains readings of Gauges, by name, each in a sentence
+	// that an exporter can use as the metric's help text. A reading
+	// without an entry is explained only by its name.
+	GaugeHelp map[string]string
+
 	// Latency is the distribution of the time the store's operations take
 	// (a batch is one operation), for stores that time them; nil for the
 	// others.

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"maps"
 	"time"
 
 	"github.com/strata-kv/strata"
@@ -44,6 +45,14 @@ func (s Stats) HitRate() float64 {
 	return float64(s.Hits) / float64(n)
 }
 
+// gaugeHelp explains each reading of Stats().Gauges.
+var gaugeHelp = map[string]string{
+	"pipelines_total":      "Round trips to Redis that carried one operation's batch of several commands.",
+	"auto_pipelined_total": "Store operations whose commands shared a round trip to Redis with another operation's (auto-pipelining).",
+	"retries_total":        "Redis commands the store sent again after a transient failure.",
+	"active_connections":   "Connections of the Redis client's pools in use now.",
+}
+
 // RedisStats returns the store's counters. It does no I/O.
 func (s *Store) RedisStats() Stats {
 	c := s.stats.Stats(backend, -1)
@@ -77,6 +86,7 @@ func (s *Store) Stats() strata.Stats {
 		"retries_total":        float64(r.Retries),
 		"active_connections":   float64(r.ActiveConns),
 	}
+	st.GaugeHelp = maps.Clone(gaugeHelp)
 	st.Latency = &r.Latency
 	return st
 }
