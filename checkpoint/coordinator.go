@@ -19,6 +19,10 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-kv/strata/internal/latency"
 	"github.com/strata-kv/strata/storekit"
 )
@@ -109,6 +113,12 @@ type Options struct {
 	// Logger receives the failures of periodic checkpoints and the
 	// checkpoints RestoreLatest skips. Default: slog.Default().
 	Logger *slog.Logger
+
+	// TracerProvider makes the spans of checkpoints and restores
+	// (SpanCreate, SpanRestore). Default: the global provider
+	// (otel.GetTracerProvider()), which makes none until the program
+	// installs one. Code only.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) resolve() (Options, error) {
@@ -263,6 +273,7 @@ type Coordinator struct {
 	stats   Stats
 
 	durations, restoreDurations *latency.Recorder
+	tracer                      trace.Tracer
 
 	life     sync.Mutex
 	started  bool
@@ -327,6 +338,11 @@ func newCoordinator(store strata.Store, loc Location, own bool, o Options) (*Coo
 	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o,
 		durations: latency.New(latency.JobBounds), restoreDurations: latency.New(latency.JobBounds)}
 	c.tracker, _ = store.(*Tracker)
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	c.tracer = tp.Tracer(TracerName)
 	// Remove what crashed writers left, as every checkpoint does.
 	ls, err := loc.List(context.Background())
 	if err == nil && len(ls.Garbage) > 0 {
@@ -536,8 +552,15 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		}
 	}
 	t0 := time.Now()
+	ctx, span := c.tracer.Start(ctx, SpanCreate, trace.WithAttributes(
+		attribute.String("db.system", c.opts.Source), attribute.Bool(AttrAligned, cut != nil)))
 	in, ls, err := c.publish(ctx, start, cut)
 	elapsed := time.Since(t0)
+	if err == nil {
+		span.SetAttributes(attribute.String(AttrID, in.ID), attribute.Int64(AttrEntries, in.Manifest.Entries),
+			attribute.Int64(AttrBytes, in.Size), attribute.Bool(AttrDelta, in.Manifest.IsDelta()))
+	}
+	endSpan(span, err)
 	c.statsMu.Lock()
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -877,8 +900,9 @@ func (c *Coordinator) Restore(ctx context.Context, id string) (Report, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := time.Now()
+	ctx, span := c.startRestore(ctx, false)
 	rep, err := c.restore(ctx, id)
-	c.restored(rep, err, time.Since(start))
+	c.restored(span, rep, err, time.Since(start))
 	return rep, err
 }
 
@@ -900,7 +924,19 @@ func (c *Coordinator) target() strata.Store {
 	return c.store
 }
 
-func (c *Coordinator) restored(rep Report, err error, took time.Duration) {
+// startRestore starts the span of a restore.
+func (c *Coordinator) startRestore(ctx context.Context, latest bool) (context.Context, trace.Span) {
+	return c.tracer.Start(ctx, SpanRestore, trace.WithAttributes(
+		attribute.String("db.system", c.opts.Source), attribute.Bool(AttrLatest, latest)))
+}
+
+// restored counts a restore and ends its span.
+func (c *Coordinator) restored(span trace.Span, rep Report, err error, took time.Duration) {
+	if rep.ID != "" {
+		span.SetAttributes(attribute.String(AttrID, rep.ID), attribute.Int(AttrChain, len(rep.Chain)))
+	}
+	span.SetAttributes(attribute.Int64(AttrEntries, rep.Restored), attribute.Int(AttrSkipped, len(rep.Skipped)))
+	endSpan(span, err)
 	if err == nil || len(rep.Chain) > 0 {
 		// The store changed: the next checkpoint cannot be a delta over
 		// the last one.
@@ -940,8 +976,9 @@ func (c *Coordinator) RestoreLatest(ctx context.Context) (Report, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := time.Now()
+	ctx, span := c.startRestore(ctx, true)
 	rep, err := c.restoreLatest(ctx)
-	c.restored(rep, err, time.Since(start))
+	c.restored(span, rep, err, time.Since(start))
 	return rep, err
 }
 

@@ -281,6 +281,10 @@ func Open(ctx context.Context, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := instrument(client, &r.opts); err != nil {
+		client.Close()
+		return nil, err
+	}
 	r.opts.CloseClient = true
 	s, err := newStore(client, &r.opts, true)
 	if err != nil {
@@ -322,6 +326,7 @@ func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	withOpenOptions(ctx, opts)
 	s, err := Open(ctx, opts)
 	if err != nil {
 		return nil, err
