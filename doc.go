@@ -20,7 +20,10 @@
 // "redis+cluster://h1:6379,h2:6379/", "tier+<any URL>") once its package is
 // linked in (github.com/strata-kv/strata/stores/all links them all);
 // package config does the same from a config.toml. [WithPrefix] gives a
-// namespace of a shared store.
+// namespace of a shared store. [WithTracing] (or Open with
+// [WithTracerProvider], or a URL with trace=true) makes an OpenTelemetry
+// span of each operation; docs/operations.md lists the spans and the
+// Prometheus metrics of package metrics.
 //
 // # Moving state
 //

@@ -1,6 +1,10 @@
 package strata
 
-import "github.com/strata-kv/strata/internal/kit"
+import (
+	"context"
+
+	"github.com/strata-kv/strata/internal/kit"
+)
 
 // The tools strata uses itself and package storekit exports to store
 // authors.
@@ -11,4 +15,10 @@ func init() {
 	kit.QuoteKey = quoteKey
 	kit.RedactURL = redactURL
 	kit.ParseFence = parseFence
+	kit.NewOpenOption = func(key, value any) any { return OpenOption{key, value} }
+	kit.OpenValue = openValue
+	kit.WithOpenOptions = func(ctx context.Context, opts any) context.Context {
+		o, _ := opts.([]OpenOption)
+		return withOpenOptions(ctx, o)
+	}
 }

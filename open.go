@@ -6,8 +6,14 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/strata-kv/strata/internal/kit"
 )
 
 // Opener opens a store from a parsed URL. Store packages register theirs
@@ -78,39 +84,133 @@ func Schemes() []string {
 	return out
 }
 
+// An OpenOption adjusts what [Open] does beyond what the URL says:
+// [WithTracerProvider] here, and the options of store packages, such as
+// redis.WithHooks (store authors make theirs with storekit.NewOpenOption).
+// Options a store does not know are ignored.
+type OpenOption struct{ key, value any }
+
+// WithTracerProvider makes Open trace the store it opens: the store is
+// wrapped by [WithTracing] with tp, a nil tp meaning the global provider
+// (otel.GetTracerProvider()), and tp is handed to the store's opener,
+// which may trace its own work (the Redis store traces each command, see
+// stores/redis). The URL parameter trace=true does the same with the
+// global provider.
+func WithTracerProvider(tp trace.TracerProvider) OpenOption {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return OpenOption{kit.TracerKey{}, tp}
+}
+
+// openValues are the OpenOptions that reach openers through their
+// context, by key; later options replace earlier ones.
+type openValues map[any]any
+
+type openValuesKey struct{}
+
+// withOpenOptions returns ctx carrying the values of ctx's options (from an
+// enclosing Open) and opts.
+func withOpenOptions(ctx context.Context, opts []OpenOption) context.Context {
+	if len(opts) == 0 {
+		return ctx
+	}
+	old, _ := ctx.Value(openValuesKey{}).(openValues)
+	vals := make(openValues, len(old)+len(opts))
+	for k, v := range old {
+		vals[k] = v
+	}
+	for _, o := range opts {
+		if o.key != nil {
+			vals[o.key] = o.value
+		}
+	}
+	return context.WithValue(ctx, openValuesKey{}, vals)
+}
+
+// openValue returns the value of the OpenOption key that ctx carries
+// (storekit.OpenValue).
+func openValue(ctx context.Context, key any) (any, bool) {
+	vals, _ := ctx.Value(openValuesKey{}).(openValues)
+	v, ok := vals[key]
+	return v, ok
+}
+
 // Open opens the store that rawURL names, such as "mem://",
 // "pebble:///var/lib/app/state" or "redis://host:6379/0?prefix=app:". The
 // store package must be linked in (import it, or
 // github.com/strata-kv/strata/stores/all for every built-in kind).
 //
+// The URL parameter trace=true (any scheme), like the option
+// [WithTracerProvider], returns the store wrapped by [WithTracing]; the
+// parameter is not passed on to the store. Other options reach the store's
+// opener.
+//
 // Errors match ErrInvalidConfig for a malformed URL, an unknown scheme or a
 // bad parameter; passwords never appear in them.
-func Open(ctx context.Context, rawURL string) (Store, error) {
+func Open(ctx context.Context, rawURL string, opts ...OpenOption) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(rawURL, err))
 	}
-	return OpenURL(ctx, u)
+	return OpenURL(ctx, u, opts...)
 }
 
 // OpenURL opens the store that the parsed URL u names, as [Open] does. A
 // URL is parsed once: wrappers and the store's opener all receive the
 // parsed form. OpenURL does not modify u.
-func OpenURL(ctx context.Context, u *url.URL) (Store, error) {
+func OpenURL(ctx context.Context, u *url.URL, opts ...OpenOption) (Store, error) {
+	if q := u.Query(); q.Has("trace") {
+		on, err := strconv.ParseBool(q.Get("trace"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: store URL %q: parameter \"trace\": want true or false", ErrInvalidConfig, redactedURL(u))
+		}
+		q.Del("trace")
+		c := *u
+		c.RawQuery = q.Encode()
+		u = &c
+		if _, given := openOptionsTracer(opts); on && !given {
+			opts = append(opts, WithTracerProvider(nil))
+		}
+	}
+	ctx = withOpenOptions(ctx, opts)
+	s, err := open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if tp, ok := openOptionsTracer(opts); ok {
+		s = WithTracing(s, tp)
+	}
+	return s, nil
+}
+
+// openOptionsTracer returns the last tracer provider of opts.
+func openOptionsTracer(opts []OpenOption) (trace.TracerProvider, bool) {
+	var tp trace.TracerProvider
+	for _, o := range opts {
+		if p, ok := o.value.(trace.TracerProvider); ok && o.key == (kit.TracerKey{}) {
+			tp = p
+		}
+	}
+	return tp, tp != nil
+}
+
+// open opens u, whose options are in ctx.
+func open(ctx context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	openers.RLock()
-	open := openers.m[scheme]
+	opener := openers.m[scheme]
 	name, inner, hasPlus := strings.Cut(scheme, "+")
 	wrap := openers.wrappers[name]
 	openers.RUnlock()
-	if open == nil && hasPlus && wrap != nil {
+	if opener == nil && hasPlus && wrap != nil {
 		return openWrapped(ctx, u, name, inner, wrap)
 	}
-	if open == nil {
+	if opener == nil {
 		return nil, fmt.Errorf("%w: store URL %q: unknown scheme %q (registered: %s)",
 			ErrInvalidConfig, redactedURL(u), u.Scheme, strings.Join(Schemes(), ", "))
 	}
-	return open(ctx, u)
+	return opener(ctx, u)
 }
 
 // openWrapped opens u without its wrapper scheme and parameters, then
@@ -126,7 +226,7 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 	}
 	iu := *u
 	iu.Scheme, iu.RawQuery = inner, q.Encode()
-	s, err := OpenURL(ctx, &iu)
+	s, err := open(ctx, &iu)
 	if err != nil {
 		return nil, err
 	}

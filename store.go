@@ -169,7 +169,18 @@ type Stats struct {
 
 	// Gauges holds backend-specific readings, named in snake_case with their
 	// unit as a suffix (for example "memtable_size_bytes"), ready to export.
+	// A name ending in _total is a counter: it only grows.
 	Gauges map[string]float64
+
+	// GaugeHelp explains readings of Gauges, by name, each in a sentence
+	// that an exporter can use as the metric's help text. A reading
+	// without an entry is explained only by its name.
+	GaugeHelp map[string]string
+
+	// Latency is the distribution of the time the store's operations take
+	// (a batch is one operation), for stores that time them; nil for the
+	// others.
+	Latency *Histogram
 }
 
 // HitRate returns Hits/(Hits+Misses), or 0 before the first read.

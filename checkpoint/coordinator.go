@@ -19,6 +19,11 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/strata-kv/strata/internal/latency"
 	"github.com/strata-kv/strata/storekit"
 )
 
@@ -108,6 +113,12 @@ type Options struct {
 	// Logger receives the failures of periodic checkpoints and the
 	// checkpoints RestoreLatest skips. Default: slog.Default().
 	Logger *slog.Logger
+
+	// TracerProvider makes the spans of checkpoints and restores
+	// (SpanCreate, SpanRestore). Default: the global provider
+	// (otel.GetTracerProvider()), which makes none until the program
+	// installs one. Code only.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) resolve() (Options, error) {
@@ -185,6 +196,12 @@ type Stats struct {
 
 	LastError   error  // the last checkpoint or restore failure, if any
 	LastSkipped []Skip // what the last RestoreLatest skipped
+
+	// Durations is the distribution of the time the published checkpoints
+	// took, publish included, and RestoreDurations that of the successful
+	// restores, verification included.
+	Durations        strata.Histogram
+	RestoreDurations strata.Histogram
 }
 
 // Info describes a published checkpoint, as a Location lists it.
@@ -255,6 +272,9 @@ type Coordinator struct {
 	statsMu sync.Mutex
 	stats   Stats
 
+	durations, restoreDurations *latency.Recorder
+	tracer                      trace.Tracer
+
 	life     sync.Mutex
 	started  bool
 	closed   bool
@@ -315,8 +335,14 @@ func newCoordinator(store strata.Store, loc Location, own bool, o Options) (*Coo
 			o.Source = st.Backend
 		}
 	}
-	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o}
+	c := &Coordinator{store: store, loc: loc, ownLoc: own, opts: o,
+		durations: latency.New(latency.JobBounds), restoreDurations: latency.New(latency.JobBounds)}
 	c.tracker, _ = store.(*Tracker)
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	c.tracer = tp.Tracer(TracerName)
 	// Remove what crashed writers left, as every checkpoint does.
 	ls, err := loc.List(context.Background())
 	if err == nil && len(ls.Garbage) > 0 {
@@ -363,6 +389,8 @@ func (c *Coordinator) Stats() Stats {
 	defer c.statsMu.Unlock()
 	s := c.stats
 	s.LastSkipped = slices.Clone(s.LastSkipped)
+	s.Durations = c.durations.Histogram()
+	s.RestoreDurations = c.restoreDurations.Histogram()
 	return s
 }
 
@@ -524,8 +552,15 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		}
 	}
 	t0 := time.Now()
+	ctx, span := c.tracer.Start(ctx, SpanCreate, trace.WithAttributes(
+		attribute.String("db.system", c.opts.Source), attribute.Bool(AttrAligned, cut != nil)))
 	in, ls, err := c.publish(ctx, start, cut)
 	elapsed := time.Since(t0)
+	if err == nil {
+		span.SetAttributes(attribute.String(AttrID, in.ID), attribute.Int64(AttrEntries, in.Manifest.Entries),
+			attribute.Int64(AttrBytes, in.Size), attribute.Bool(AttrDelta, in.Manifest.IsDelta()))
+	}
+	endSpan(span, err)
 	c.statsMu.Lock()
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -543,6 +578,7 @@ func (c *Coordinator) checkpoint(ctx context.Context, force bool, cut *Cut) (Man
 		c.stats.LastID = in.ID
 		c.stats.LastSize = in.Size
 		c.stats.TotalBytes += uint64(in.Size)
+		c.durations.Observe(elapsed)
 	}
 	c.statsMu.Unlock()
 	if err != nil {
@@ -863,8 +899,10 @@ func (c *Coordinator) Restore(ctx context.Context, id string) (Report, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
+	ctx, span := c.startRestore(ctx, false)
 	rep, err := c.restore(ctx, id)
-	c.restored(rep, err)
+	c.restored(span, rep, err, time.Since(start))
 	return rep, err
 }
 
@@ -886,7 +924,19 @@ func (c *Coordinator) target() strata.Store {
 	return c.store
 }
 
-func (c *Coordinator) restored(rep Report, err error) {
+// startRestore starts the span of a restore.
+func (c *Coordinator) startRestore(ctx context.Context, latest bool) (context.Context, trace.Span) {
+	return c.tracer.Start(ctx, SpanRestore, trace.WithAttributes(
+		attribute.String("db.system", c.opts.Source), attribute.Bool(AttrLatest, latest)))
+}
+
+// restored counts a restore and ends its span.
+func (c *Coordinator) restored(span trace.Span, rep Report, err error, took time.Duration) {
+	if rep.ID != "" {
+		span.SetAttributes(attribute.String(AttrID, rep.ID), attribute.Int(AttrChain, len(rep.Chain)))
+	}
+	span.SetAttributes(attribute.Int64(AttrEntries, rep.Restored), attribute.Int(AttrSkipped, len(rep.Skipped)))
+	endSpan(span, err)
 	if err == nil || len(rep.Chain) > 0 {
 		// The store changed: the next checkpoint cannot be a delta over
 		// the last one.
@@ -899,6 +949,7 @@ func (c *Coordinator) restored(rep Report, err error) {
 	switch {
 	case err == nil:
 		c.stats.Restores++
+		c.restoreDurations.Observe(took)
 	case errors.Is(err, ErrNoCheckpoint) && len(rep.Skipped) == 0:
 		// an empty location: a first start, not a failure
 	default:
@@ -924,8 +975,10 @@ func (c *Coordinator) RestoreLatest(ctx context.Context) (Report, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
+	ctx, span := c.startRestore(ctx, true)
 	rep, err := c.restoreLatest(ctx)
-	c.restored(rep, err)
+	c.restored(span, rep, err, time.Since(start))
 	return rep, err
 }
 

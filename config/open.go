@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/kit"
+	"github.com/strata-kv/strata/storekit"
 )
 
 // Table is what a package registers, with [Register], for its table under
@@ -150,7 +152,23 @@ func (s Section) LogValue() slog.Value {
 // by the registered wrappers whose tables are present (a [state.tier] puts
 // a cache in front). The packages of the tables it names must be linked in;
 // import github.com/strata-kv/strata/stores/all for every built-in store.
-func Open(ctx context.Context, c *Config) (strata.Store, error) {
+//
+// opts are strata.Open's options: they reach the opener of every table
+// (redis.WithHooks, say), and strata.WithTracerProvider wraps the store
+// returned, wrappers included, with strata.WithTracing.
+func Open(ctx context.Context, c *Config, opts ...strata.OpenOption) (strata.Store, error) {
+	ctx = kit.WithOpenOptions(ctx, opts)
+	s, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tp, ok := storekit.TracerProvider(ctx); ok {
+		s = strata.WithTracing(s, tp)
+	}
+	return s, nil
+}
+
+func (c *Config) open(ctx context.Context) (strata.Store, error) {
 	backends, wrappers := registered()
 	for _, name := range c.Tables() {
 		if _, ok := lookup(name); !ok {

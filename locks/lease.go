@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-kv/strata/storekit"
 )
 
@@ -51,8 +53,13 @@ type LeaseConfig struct {
 	Lock LeaseBackend
 
 	// Options are the Locker's options (nil: defaults); NewLease reads
-	// DisableRenewal.
+	// DisableRenewal and TracerProvider.
 	Options *Options
+
+	// Acquired is the span context of the acquisition
+	// (trace.SpanContextFromContext of the context [TraceAcquire] gave),
+	// which the lease's spans link to. Optional.
+	Acquired trace.SpanContext
 }
 
 // lease states.
@@ -89,7 +96,9 @@ type ManagedLease struct {
 	renew      *time.Timer // fires at nextRenew; nil without renewal
 	err        error
 	done       chan struct{}
-	doneClosed bool            // Done may close before stateEnded (see expire)
+	doneClosed bool // Done may close before stateEnded (see expire)
+	tracer     trace.Tracer
+	acquired   trace.SpanContext
 	ctx        context.Context // cancelled when the lease ends
 	cancel     context.CancelFunc
 }
@@ -110,6 +119,9 @@ func NewLease(c LeaseConfig) *ManagedLease {
 		backend: c.Backend,
 		lock:    c.Lock,
 		done:    make(chan struct{}),
+
+		tracer:   c.Options.tracer(),
+		acquired: c.Acquired,
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.mu.Lock()
@@ -174,6 +186,7 @@ func (l *ManagedLease) loseLocked(cause error) {
 		cause = fmt.Errorf("%w: %w", ErrLost, cause)
 	}
 	l.endLocked(cause)
+	l.traceLost(cause)
 	// Not inline: the caller may be the backend itself (Lose) or hold
 	// opMu (a renewal).
 	go func() {
@@ -226,7 +239,11 @@ func (l *ManagedLease) expireLocked() {
 		cause = fmt.Errorf("ttl of %v ran out (automatic renewal disabled)", l.ttl)
 	}
 	if l.state == stateReleasing {
-		l.closeDoneLocked(fmt.Errorf("%w: %w, while Release was in flight", ErrLost, cause))
+		err := fmt.Errorf("%w: %w, while Release was in flight", ErrLost, cause)
+		if !l.doneClosed {
+			l.traceLost(err)
+		}
+		l.closeDoneLocked(err)
 		return
 	}
 	l.loseLocked(cause)
@@ -255,7 +272,9 @@ func (l *ManagedLease) renewTick() {
 	var err error
 	if sent.Before(validUntil) {
 		ctx, cancel := context.WithDeadline(l.ctx, validUntil)
+		ctx, s := l.span(ctx, SpanRenew)
 		err = l.lock.Renew(ctx, ttl)
+		endSpan(s, err)
 		cancel()
 	} else {
 		err = context.DeadlineExceeded // lapsed while waiting: never revive
@@ -298,7 +317,9 @@ func (l *ManagedLease) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	sent := time.Now()
-	err = l.lock.Renew(ctx, ttl)
+	sctx, s := l.span(ctx, SpanExtend)
+	err = l.lock.Renew(sctx, ttl)
+	endSpan(s, err)
 	l.opMu.Unlock()
 
 	l.mu.Lock()
@@ -369,7 +390,9 @@ func (l *ManagedLease) Release(ctx context.Context) error {
 	// An in-flight renewal finishes first (it is bounded by the validity):
 	// cancelling it could leave the connection in doubt.
 	l.opMu.Lock()
-	err := l.lock.Release(ctx)
+	sctx, s := l.span(ctx, SpanRelease)
+	err := l.lock.Release(sctx)
+	endSpan(s, err)
 	l.opMu.Unlock()
 
 	l.mu.Lock()

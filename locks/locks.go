@@ -82,6 +82,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/storekit"
 )
@@ -217,6 +219,12 @@ type Options struct {
 	// alive only by Extend, and are lost when their TTL runs out. Default
 	// false (leases renew themselves every third of their TTL).
 	DisableRenewal bool
+
+	// TracerProvider makes the spans of acquisitions, renewals, releases
+	// and losses (SpanAcquire and the others). Default: the global
+	// provider (otel.GetTracerProvider()), which makes none until the
+	// program installs one.
+	TracerProvider trace.TracerProvider
 }
 
 // The defaults of Options.

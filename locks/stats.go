@@ -5,6 +5,9 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/latency"
 )
 
 // Stats count what a Locker did, for monitoring. Counters only grow.
@@ -15,6 +18,10 @@ type Stats struct {
 	Released  uint64 // leases ended by Release
 	Lost      uint64 // leases ended by loss (expiry, takeover, backend gone)
 	Held      int64  // leases held now
+
+	// AcquireDurations is the distribution of the time the successful
+	// Acquire and TryAcquire calls took, waits for a held lock included.
+	AcquireDurations strata.Histogram
 }
 
 // InstrumentedLocker is a Locker that counts its work; see [Instrument].
@@ -23,6 +30,7 @@ type InstrumentedLocker struct {
 	s struct {
 		acquired, contended, failed, released, lost atomic.Uint64
 		held                                        atomic.Int64
+		acquire                                     *latency.Recorder
 	}
 }
 
@@ -31,7 +39,11 @@ var _ Locker = (*InstrumentedLocker)(nil)
 // Instrument wraps l so that it counts acquisitions, contention, releases
 // and losses. Each lease it hands out is watched by a goroutine that ends
 // with the lease.
-func Instrument(l Locker) *InstrumentedLocker { return &InstrumentedLocker{l: l} }
+func Instrument(l Locker) *InstrumentedLocker {
+	i := &InstrumentedLocker{l: l}
+	i.s.acquire = latency.New(latency.OperationBounds)
+	return i
+}
 
 // Stats returns a copy of the counters.
 func (i *InstrumentedLocker) Stats() Stats {
@@ -42,20 +54,26 @@ func (i *InstrumentedLocker) Stats() Stats {
 		Released:  i.s.released.Load(),
 		Lost:      i.s.lost.Load(),
 		Held:      i.s.held.Load(),
+
+		AcquireDurations: i.s.acquire.Histogram(),
 	}
 }
 
 // Acquire calls the wrapped Locker's Acquire and counts the outcome.
 func (i *InstrumentedLocker) Acquire(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
-	return i.count(i.l.Acquire(ctx, name, ttl))
+	start := time.Now()
+	l, err := i.l.Acquire(ctx, name, ttl)
+	return i.count(start, l, err)
 }
 
 // TryAcquire calls the wrapped Locker's TryAcquire and counts the outcome.
 func (i *InstrumentedLocker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
-	return i.count(i.l.TryAcquire(ctx, name, ttl))
+	start := time.Now()
+	l, err := i.l.TryAcquire(ctx, name, ttl)
+	return i.count(start, l, err)
 }
 
-func (i *InstrumentedLocker) count(l Lease, err error) (Lease, error) {
+func (i *InstrumentedLocker) count(start time.Time, l Lease, err error) (Lease, error) {
 	switch {
 	case errors.Is(err, ErrHeld):
 		i.s.contended.Add(1)
@@ -64,6 +82,7 @@ func (i *InstrumentedLocker) count(l Lease, err error) (Lease, error) {
 		i.s.failed.Add(1)
 		return l, err
 	}
+	i.s.acquire.Since(start)
 	i.s.acquired.Add(1)
 	i.s.held.Add(1)
 	go func() {

@@ -10,10 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/strata-kv/strata/checkpoint"
-	"github.com/strata-kv/strata/internal/testserver"
-	"github.com/strata-kv/strata/locks"
-	lockredis "github.com/strata-kv/strata/locks/redis"
 	"github.com/strata-kv/strata/metrics"
 	"github.com/strata-kv/strata/stores/memory"
 	"github.com/strata-kv/strata/stores/pebble"
@@ -23,55 +19,31 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCollector(t *testing.T) {
-	ctx := t.Context()
-	mem := memory.New(nil)
-	defer mem.Close()
-	mem.Put(ctx, []byte("a"), []byte("12345"), 0)
-	mem.Get(ctx, []byte("a"))
-	mem.Get(ctx, []byte("missing"))
+	c := everySource(t)
 	peb, err := pebble.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer peb.Close()
-	co, err := checkpoint.New(mem, &checkpoint.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := co.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := testserver.StartRedis(t, nil)
-	rl, err := lockredis.New(r.Client(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk := locks.Instrument(rl)
-	lease, err := lk.TryAcquire(ctx, "job", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.Release(ctx)
-
-	c := metrics.NewCollector()
-	c.AddStore("state", mem)
 	c.AddStore("disk", peb)
-	c.AddCheckpoints("state", co)
-	c.AddLocker("jobs", lk)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 
 	want := `
-# HELP strata_store_reads_total Keys read, by result (hit or miss).
+# HELP strata_store_reads_total Keys the store read (Get, each key of a GetMany, GetWithTTL, GetAndDelete), by result: hit when a live key was found, miss when not.
 # TYPE strata_store_reads_total counter
 strata_store_reads_total{result="hit",store="disk"} 0
-strata_store_reads_total{result="hit",store="state"} 1
+strata_store_reads_total{result="hit",store="memory"} 2
+strata_store_reads_total{result="hit",store="redis"} 2
+strata_store_reads_total{result="hit",store="tier"} 2
 strata_store_reads_total{result="miss",store="disk"} 0
-strata_store_reads_total{result="miss",store="state"} 1
-# HELP strata_checkpoint_created_total Checkpoints published.
+strata_store_reads_total{result="miss",store="memory"} 1
+strata_store_reads_total{result="miss",store="redis"} 1
+strata_store_reads_total{result="miss",store="tier"} 1
+# HELP strata_checkpoint_created_total Checkpoints the coordinator published, full or delta.
 # TYPE strata_checkpoint_created_total counter
 strata_checkpoint_created_total{checkpoints="state"} 1
-# HELP strata_lock_held Leases held now.
+# HELP strata_lock_held Leases the locker holds now.
 # TYPE strata_lock_held gauge
 strata_lock_held{locker="jobs"} 1
 `
@@ -119,10 +91,10 @@ func TestCollectorTierMemory(t *testing.T) {
 		t.Fatalf("L1FixedBytes = %d, want FixedCost %d", st.L1FixedBytes, tier.DefaultEngine.FixedCost(8<<20))
 	}
 	want := fmt.Sprintf(`
-# HELP strata_tier_l1_fixed_bytes Backend reading l1_fixed_bytes of a tier store.
+# HELP strata_tier_l1_fixed_bytes Bytes of the tier's L1 fixed structures, charged at creation.
 # TYPE strata_tier_l1_fixed_bytes gauge
 strata_tier_l1_fixed_bytes{store="cache"} %d
-# HELP strata_tier_l1_max_bytes Backend reading l1_max_bytes of a tier store.
+# HELP strata_tier_l1_max_bytes The tier's L1 budget in bytes (Options.MaxBytes).
 # TYPE strata_tier_l1_max_bytes gauge
 strata_tier_l1_max_bytes{store="cache"} %d
 `, st.L1FixedBytes, 8<<20)

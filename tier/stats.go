@@ -3,6 +3,7 @@ package tier
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -138,7 +139,8 @@ func (t *Tier) TierStats() Stats {
 // Stats returns the tier's counters as strata.Stats: reads, hits and
 // misses as the tier's callers saw them (from L1 or the L2), the L2's key
 // count, and gauges for L1 (l1_*), the coherence machinery and the L2's own
-// gauges (l2_*).
+// gauges (l2_*). Latency is nil: the tier does not time its operations
+// (the L2's are in TierStats().L2.Latency).
 func (t *Tier) Stats() strata.Stats {
 	s := t.TierStats()
 	var hitBytes uint64
@@ -175,9 +177,10 @@ func (t *Tier) Stats() strata.Stats {
 			"verification_corrections_total":    float64(s.Corrections),
 			"verification_failures_total":       float64(s.VerifyFailures),
 			"flushes_total":                     float64(s.Flushes),
-			"bypass_seconds":                    s.BypassTime.Seconds(),
+			"bypass_seconds_total":              s.BypassTime.Seconds(),
 			"bypassing":                         boolGauge(s.Bypassing),
 		},
+		GaugeHelp: maps.Clone(gaugeHelp),
 	}
 	if s.HasL2 {
 		out.Keys = s.L2.Keys
@@ -187,9 +190,41 @@ func (t *Tier) Stats() strata.Stats {
 		out.Gauges["l2_errors_total"] = float64(s.L2.Errors)
 		for k, v := range s.L2.Gauges {
 			out.Gauges["l2_"+k] = v
+			if h, ok := s.L2.GaugeHelp[k]; ok {
+				out.GaugeHelp["l2_"+k] = "In the tier's L2 (" + s.L2.Backend + " store): " + h
+			}
 		}
 	}
 	return out
+}
+
+// gaugeHelp explains the tier's readings in Stats().Gauges; those of its
+// L2 are added with their own.
+var gaugeHelp = map[string]string{
+	"l1_hits_total":                     "Reads the tier's in-process cache (L1) answered with a value.",
+	"l1_negative_hits_total":            "Reads the tier's L1 answered with a cached absence, sparing the L2 a lookup of a missing key.",
+	"l1_misses_total":                   "Reads the tier's L1 could not answer, which went to the L2.",
+	"l1_hit_ratio":                      "Share of the tier's reads its L1 answered since the tier started, between 0 and 1 (rate the _total counters for a recent ratio).",
+	"l1_bytes":                          "Bytes charged against the tier's L1 budget: its fixed structures and its entries.",
+	"l1_max_bytes":                      "The tier's L1 budget in bytes (Options.MaxBytes).",
+	"l1_fixed_bytes":                    "Bytes of the tier's L1 fixed structures, charged at creation.",
+	"l1_evictions_total":                "Entries the tier's L1 evicted to make room.",
+	"l1_rejections_total":               "Entries the tier's L1 admission policy refused.",
+	"l1_fills_total":                    "Entries the tier put in its L1, by read-through fills and write-through.",
+	"l1_fills_refused_total":            "Read-through fills the tier did not install because a write or an invalidation of the key overlapped them.",
+	"invalidations_total":               "Keys the tier's invalidation stream reported changed, by any client, this process included.",
+	"invalidations_foreign_total":       "Invalidations certainly caused by another client, whose L1 entries the tier dropped at once.",
+	"invalidations_possible_echo_total": "Invalidations that may echo the tier's own writes, queued for verification against the L2.",
+	"verifications_total":               "Possible echoes the tier compared with the L2.",
+	"verification_corrections_total":    "L1 entries a verification found holding another value than the L2, and replaced.",
+	"verification_failures_total":       "Possible echoes not verified in time (L2 error or timeout), dropped as foreign.",
+	"flushes_total":                     "Times the tier emptied its whole L1, because its invalidation stream went down or up, or the L2 was flushed.",
+	"bypass_seconds_total":              "Time the tier spent bypassing its L1 because its invalidation stream was down.",
+	"bypassing":                         "1 while the tier bypasses its L1 because its invalidation stream is down, else 0.",
+	"l2_gets_total":                     "Keys the tier's L2 store read, as the L2 counts them.",
+	"l2_hits_total":                     "Reads of the tier's L2 store that found a live key.",
+	"l2_misses_total":                   "Reads of the tier's L2 store that found nothing.",
+	"l2_errors_total":                   "Operations of the tier's L2 store that failed for a reason other than bad input or a miss.",
 }
 
 func boolGauge(b bool) float64 {

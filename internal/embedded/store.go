@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/strata-kv/strata"
@@ -48,6 +49,10 @@ type Config struct {
 	// it, Delete reads the key in its atomic section and counts only a live
 	// key.
 	BlindDeletes bool
+
+	// GaugeHelp explains the engine's Gauges, one sentence each, for
+	// strata.Stats.GaugeHelp. The store hands out copies.
+	GaugeHelp map[string]string
 }
 
 // batchOverhead is what BatchLimit reckons per entry besides its bytes.
@@ -203,6 +208,7 @@ func (s *Store) Stats() strata.Stats {
 		return st
 	}
 	st.Gauges = s.eng.Gauges()
+	st.GaugeHelp = maps.Clone(s.cfg.GaugeHelp)
 	s.life.release()
 	return st
 }

@@ -100,6 +100,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/locks"
@@ -247,7 +248,9 @@ func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration
 	if err != nil {
 		return nil, err
 	}
-	return lk.try(ctx, name, ttl)
+	return locks.TraceAcquire(ctx, &lk.opts, backend, name, ttl.Seconds(), false, func(ctx context.Context) (locks.Lease, error) {
+		return lk.try(ctx, name, ttl)
+	})
 }
 
 // Acquire takes the lock name for ttl, waiting with backoff while it is
@@ -257,8 +260,10 @@ func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	return locks.Retry(ctx, name, &lk.opts, func(ctx context.Context) (locks.Lease, error) {
-		return lk.try(ctx, name, ttl)
+	return locks.TraceAcquire(ctx, &lk.opts, backend, name, ttl.Seconds(), true, func(ctx context.Context) (locks.Lease, error) {
+		return locks.Retry(ctx, name, &lk.opts, func(ctx context.Context) (locks.Lease, error) {
+			return lk.try(ctx, name, ttl)
+		})
 	})
 }
 
@@ -311,7 +316,7 @@ func (lk *Locker) try(ctx context.Context, name string, ttl time.Duration) (lock
 	b.cond = sync.NewCond(&b.mu)
 	b.ml = locks.NewLease(locks.LeaseConfig{
 		Name: name, Token: uint64(token), TTL: ttl, Sent: sent,
-		Backend: backend, Lock: b, Options: &lk.opts,
+		Backend: backend, Lock: b, Options: &lk.opts, Acquired: trace.SpanContextFromContext(ctx),
 	})
 	go b.watch()
 	return b.ml, nil

@@ -65,6 +65,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/locks"
@@ -200,7 +201,9 @@ func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration
 	if err != nil {
 		return nil, err
 	}
-	return lk.try(ctx, name, ttl)
+	return locks.TraceAcquire(ctx, &lk.opts, backend, name, ttl.Seconds(), false, func(ctx context.Context) (locks.Lease, error) {
+		return lk.try(ctx, name, ttl)
+	})
 }
 
 // Acquire takes the lock name for ttl, waiting with backoff while it is
@@ -210,8 +213,10 @@ func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	return locks.Retry(ctx, name, &lk.opts, func(ctx context.Context) (locks.Lease, error) {
-		return lk.try(ctx, name, ttl)
+	return locks.TraceAcquire(ctx, &lk.opts, backend, name, ttl.Seconds(), true, func(ctx context.Context) (locks.Lease, error) {
+		return locks.Retry(ctx, name, &lk.opts, func(ctx context.Context) (locks.Lease, error) {
+			return lk.try(ctx, name, ttl)
+		})
 	})
 }
 
@@ -240,7 +245,7 @@ func (lk *Locker) try(ctx context.Context, name string, ttl time.Duration) (lock
 	l := &lease{lk: lk, name: name, key: key, owner: owner}
 	return locks.NewLease(locks.LeaseConfig{
 		Name: name, Token: uint64(tok), TTL: ttl, Sent: sent,
-		Backend: backend, Lock: l, Options: &lk.opts,
+		Backend: backend, Lock: l, Options: &lk.opts, Acquired: trace.SpanContextFromContext(ctx),
 	}), nil
 }
 

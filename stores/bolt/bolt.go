@@ -250,6 +250,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		MaxValueSize:  o.MaxValueSize,
 		ValueLimit:    maxValueSize,
 		SweepInterval: o.SweepInterval,
+		GaugeHelp:     gaugeHelp,
 	})
 	if err != nil {
 		return nil, err

@@ -169,6 +169,24 @@ func (sn *snapshot) Close() error {
 	return sn.tx.Rollback()
 }
 
+// gaugeHelp explains each reading of Gauges.
+var gaugeHelp = map[string]string{
+	"file_size_bytes":        "Size of the bbolt data file in bytes.",
+	"read_tx_total":          "Read transactions bbolt has started.",
+	"read_tx_open":           "bbolt read transactions open now, snapshots included; they keep freed pages from being reused.",
+	"free_pages":             "Pages on bbolt's freelist, ready for reuse.",
+	"pending_pages":          "Pages bbolt has freed that an open reader may still see, so not yet reusable.",
+	"free_alloc_bytes":       "Bytes in bbolt's free pages.",
+	"freelist_inuse_bytes":   "Bytes bbolt's freelist itself takes.",
+	"tx_page_alloc_bytes":    "Bytes bbolt's write transactions have allocated for pages.",
+	"tx_node_splits_total":   "B+tree node splits bbolt's write transactions made.",
+	"tx_rebalances_total":    "B+tree node rebalances bbolt's write transactions made.",
+	"tx_writes_total":        "Pages bbolt's write transactions wrote to disk.",
+	"tx_write_seconds_total": "Time bbolt's write transactions spent writing pages to disk.",
+	"tx_spill_seconds_total": "Time bbolt's write transactions spent spilling nodes into pages.",
+	"snapshots_open":         "strata snapshots of the bbolt store not yet closed.",
+}
+
 // Gauges reads bbolt's statistics (see the package documentation).
 func (e *engine) Gauges() map[string]float64 {
 	ds := e.db.Stats()

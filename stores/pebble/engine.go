@@ -182,6 +182,28 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
+// gaugeHelp explains each reading of Gauges.
+var gaugeHelp = map[string]string{
+	"disk_usage_bytes":         "Bytes the Pebble database takes on disk: tables, write-ahead log and manifests.",
+	"memtable_size_bytes":      "Bytes held in Pebble's memtables, the writes not yet flushed to tables.",
+	"memtables":                "Memtables Pebble holds, those being flushed included.",
+	"wal_size_bytes":           "Bytes of Pebble's live write-ahead log.",
+	"flushes_total":            "Memtable flushes Pebble has completed.",
+	"compactions_total":        "Compactions Pebble has completed.",
+	"compaction_debt_bytes":    "Bytes Pebble estimates compactions must still rewrite to bring the LSM tree into shape; a growing debt means writes outpace compaction.",
+	"compactions_in_progress":  "Compactions Pebble is running now.",
+	"read_amplification":       "Sub-levels a Pebble read may have to visit; high values slow reads.",
+	"sstables":                 "Live table files in the Pebble database.",
+	"block_cache_size_bytes":   "Bytes held in Pebble's block cache.",
+	"block_cache_hits_total":   "Reads Pebble's block cache answered.",
+	"block_cache_misses_total": "Reads that missed Pebble's block cache and went to disk.",
+	"snapshots_open":           "Pebble snapshots open now, strata's own included; open snapshots keep old versions from being compacted away.",
+	"tombstones":               "Point deletions Pebble has not yet compacted away.",
+	"corruptions_total":        "On-disk corruptions Pebble reported.",
+	"background_errors_total":  "Pebble flushes and compactions that failed.",
+	"disk_slow_total":          "Pebble disk operations that took longer than 5 seconds.",
+}
+
 // Gauges reads the Pebble metrics that matter most (see the package
 // documentation).
 func (e *engine) Gauges() map[string]float64 {

@@ -299,6 +299,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		BatchLimit:    maxBatchSize,
 		SweepInterval: o.SweepInterval,
 		BlindDeletes:  true,
+		GaugeHelp:     gaugeHelp,
 	})
 	if err != nil {
 		return nil, err

@@ -82,7 +82,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, key, value []byte, ttl time.Dur
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	_, err = s.do(ctx, true, setArgs(s.key(key), value, ttl, "nx")...)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return false, nil
@@ -103,7 +103,7 @@ func (s *Store) GetAndDelete(ctx context.Context, key []byte) ([]byte, error) {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd, err := s.do(ctx, true, "getdel", s.key(key))
-	s.latency.observe(start)
+	s.latency.Since(start)
 	switch {
 	case errors.Is(err, goredis.Nil):
 		s.stats.Miss()
@@ -136,7 +136,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, key, old, new []byte, ttl ti
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd, err := s.eval(ctx, casScript, true, s.key(key), absent, expect, new, ttl.Milliseconds()*boolInt(ttl > 0))
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return false, s.fail(ctx, "compare_and_swap", key, st, err, true)
 	}
@@ -181,7 +181,7 @@ func (s *Store) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewIntCmd(ctx, "pttl", s.key(key))
 	err := s.process(ctx, cmd)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return 0, s.fail(ctx, "ttl", key, st, err, false)
 	}
@@ -209,7 +209,7 @@ func (s *Store) GetWithTTL(ctx context.Context, key []byte) ([]byte, time.Durati
 		pttl = goredis.NewIntCmd(ctx, "pttl", k)
 		return p.Process(ctx, pttl)
 	})
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if errors.Is(err, goredis.Nil) {
 		s.stats.Miss()
 		return nil, 0, strata.ErrNotFound

@@ -128,7 +128,7 @@ func (s *Store) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		}
 		return nil
 	})
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return nil, s.fail(ctx, "get_many", nil, st, err, false)
 	}
@@ -209,7 +209,7 @@ func (s *Store) PutMany(ctx context.Context, entries []strata.Entry) error {
 		written = true
 		return nil
 	})
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		if written {
 			st.sent.Store(true)
@@ -259,7 +259,7 @@ func (s *Store) DeleteMany(ctx context.Context, keys [][]byte) (int, error) {
 		written = true
 		return nil
 	})
-	s.latency.observe(start)
+	s.latency.Since(start)
 	s.stats.Delete(deleted)
 	if err != nil {
 		if written {
@@ -353,7 +353,7 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys [][]byte) ([]strata.Ent
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	out, err := s.readWithTTL(ctx, keys)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return nil, s.fail(ctx, "get_many_with_ttl", nil, st, err, false)
 	}

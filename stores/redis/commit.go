@@ -127,7 +127,7 @@ func (s *Store) Commit(ctx context.Context, b *strata.WriteBatch) error {
 	start := time.Now()
 	ctx, st := s.begin(ctx)
 	cmd, err := s.evalKeys(ctx, commitScript, !idempotent, keys, args)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return s.fail(ctx, "commit", nil, st, err, true)
 	}

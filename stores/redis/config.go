@@ -56,6 +56,7 @@ func openSection(ctx context.Context, sec config.Section, _ strata.Store) (strat
 	if err != nil {
 		return nil, err
 	}
+	withOpenOptions(ctx, o)
 	s, err := Open(ctx, o)
 	if err != nil {
 		return nil, err // not a nil *Store in a non-nil interface

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/storekit"
@@ -179,6 +180,23 @@ type Options struct {
 	// caller owns a client passed to New and closes it after the store.
 	// Open sets it. Code only.
 	CloseClient bool `toml:"-"`
+
+	// Hooks are added to the client Open makes, in order, before the
+	// store's own hook: each sees every command the store sends once,
+	// whatever the retries beneath it. Open by URL or config file takes
+	// them from [WithHooks]. New does not use them: add hooks to the
+	// client passed to it. Default none. Code only.
+	Hooks []goredis.Hook `toml:"-"`
+
+	// TracerProvider, when set, makes Open trace the client's commands
+	// with go-redis's redisotel: a span per command or pipeline (after
+	// Hooks), with the server's address and the command's name, never its
+	// arguments (keys and values) nor an AUTH. Under the spans of
+	// strata.WithTracing, the commands of one store operation are its
+	// children. Open by URL or config file takes it from
+	// strata.WithTracerProvider or trace=true. Default nil: no tracing.
+	// Code only.
+	TracerProvider trace.TracerProvider `toml:"-"`
 }
 
 // String describes o with the password redacted.
@@ -225,6 +243,8 @@ func (o Options) String() string {
 	field("PipelineBatchSize", o.PipelineBatchSize, o.PipelineBatchSize != 0)
 	field("DisableAutoPipeline", o.DisableAutoPipeline, o.DisableAutoPipeline)
 	field("CloseClient", o.CloseClient, o.CloseClient)
+	field("Hooks", len(o.Hooks), len(o.Hooks) > 0)
+	field("TracerProvider", "(set)", o.TracerProvider != nil)
 	b.WriteByte('}')
 	return b.String()
 }

@@ -140,6 +140,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-kv/strata"
+	"github.com/strata-kv/strata/internal/latency"
 	"github.com/strata-kv/strata/storekit"
 )
 
@@ -169,7 +170,7 @@ type Store struct {
 	retries       atomic.Uint64
 	pipelines     atomic.Uint64
 	autoPipelined atomic.Uint64
-	latency       histogram
+	latency       *latency.Recorder
 }
 
 var (
@@ -210,7 +211,7 @@ func newStore(client goredis.UniversalClient, opts *Options, fresh bool) (*Store
 	if client == nil {
 		return nil, fmt.Errorf("%w: redis: New with a nil client", strata.ErrInvalidConfig)
 	}
-	s := &Store{c: client}
+	s := &Store{c: client, latency: latency.New(latency.OperationBounds)}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -280,6 +281,10 @@ func Open(ctx context.Context, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := instrument(client, &r.opts); err != nil {
+		client.Close()
+		return nil, err
+	}
 	r.opts.CloseClient = true
 	s, err := newStore(client, &r.opts, true)
 	if err != nil {
@@ -321,6 +326,7 @@ func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	withOpenOptions(ctx, opts)
 	s, err := Open(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -402,7 +408,7 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStringCmd(ctx, "get", s.key(key))
 	err := s.process(ctx, cmd)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err == goredis.Nil {
 		s.stats.Miss()
 		return nil, strata.ErrNotFound
@@ -425,7 +431,7 @@ func (s *Store) Put(ctx context.Context, key, value []byte, ttl time.Duration) e
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewStatusCmd(ctx, setArgs(s.key(key), value, ttl)...)
 	err = s.process(ctx, cmd)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return s.fail(ctx, "put", key, st, err, true)
 	}
@@ -442,7 +448,7 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	ctx, st := s.begin(ctx)
 	cmd := goredis.NewIntCmd(ctx, "unlink", s.key(key))
 	err := s.process(ctx, cmd)
-	s.latency.observe(start)
+	s.latency.Since(start)
 	if err != nil {
 		return s.fail(ctx, "delete", key, st, err, true)
 	}

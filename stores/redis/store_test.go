@@ -252,13 +252,16 @@ func TestStatsAndServerReadings(t *testing.T) {
 		t.Fatalf("latency: %+v", st)
 	}
 	gs := s.Stats()
-	for _, g := range []string{"pipelines_total", "retries_total", "latency_p99_seconds", "active_connections"} {
+	for _, g := range []string{"pipelines_total", "retries_total", "auto_pipelined_total", "active_connections"} {
 		if _, ok := gs.Gauges[g]; !ok {
 			t.Fatalf("Stats().Gauges lacks %s: %v", g, gs.Gauges)
 		}
 	}
-	if gs.Gauges["latency_p99_seconds"] <= 0 || gs.Backend != "redis" {
+	if gs.Latency == nil || gs.Latency.Count < 50+60+1 || gs.Latency.Sum <= 0 || gs.Backend != "redis" {
 		t.Fatalf("Stats() = %+v", gs)
+	}
+	if last := gs.Latency.Counts[len(gs.Latency.Counts)-1]; last < 50+60+1 {
+		t.Fatalf("%d operations within the last fixed bound %v, want all 111", last, gs.Latency.Bounds[len(gs.Latency.Bounds)-1])
 	}
 	n, err := s.KeyCount(ctx)
 	if err != nil || n != 50 {
