@@ -311,7 +311,7 @@ func hiddenRetries(client goredis.UniversalClient, fresh bool) bool {
 }
 
 func init() {
-	for _, scheme := range []string{SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS} {
+	for _, scheme := range []string{SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS, SchemeSentinel, SchemeSentinelTLS} {
 		strata.Register(scheme, openURL)
 	}
 }
