@@ -99,6 +99,25 @@ key_prefix = "app:"
 	if s := o.String(); strings.Contains(s, "s3cret") {
 		t.Fatalf("Options show a password: %s", s)
 	}
+	// The url form of docs/config.md, passwords beside it.
+	o, err = fileOptions(`
+[state.redis]
+url = "redis+sentinel://s1:26379,s2:26379,s3:26379/mymaster/0"
+password = "master-s3cret"
+sentinel_password = "sentinel-s3cret"
+`, nil)
+	noErr(t, "fileOptions with a redis+sentinel url", err)
+	addrs, _, err := redis.Resolve(o)
+	noErr(t, "Resolve", err)
+	if o.Password != "master-s3cret" || o.SentinelPassword != "sentinel-s3cret" || strings.Join(addrs, " ") != "s1:26379 s2:26379 s3:26379" {
+		t.Fatalf("fileOptions = %v, sentinels %q", o, addrs)
+	}
+	// REDIS_URL may name the sentinels.
+	o, err = fileOptions("[state.redis]\nurl = \"redis://h\"\n", map[string]string{"REDIS_URL": "redis+sentinel://s1:26379/m/2"})
+	noErr(t, "fileOptions with REDIS_URL", err)
+	if r, _ := redis.ParseURL(o.URL); r == nil || r.MasterName != "m" {
+		t.Fatalf("REDIS_URL: %v", o)
+	}
 	// master_name is the other spelling of sentinel_master.
 	o, err = fileOptions("[state.redis]\nurl = \"redis://s1:26379\"\nmaster_name = \"m\"\n", nil)
 	noErr(t, "fileOptions with master_name", err)
