@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/strata-kv/strata/internal/wait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -189,4 +192,43 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("connecting after restart: %v", err)
 	}
 	conn3.Close(ctx)
+}
+
+func TestRedisSentinel(t *testing.T) {
+	d := StartRedisSentinel(t, &SentinelOptions{Password: "pw", SentinelPassword: "spw"})
+	if len(d.Nodes) != 2 || len(d.Sentinels) != 3 {
+		t.Fatalf("%d nodes and %d sentinels, want 2 and 3", len(d.Nodes), len(d.Sentinels))
+	}
+	c := d.Client(t)
+	ctx := t.Context()
+	if err := c.Set(ctx, "k", "v1", 0).Err(); err != nil {
+		t.Fatalf("SET through the failover client: %v", err)
+	}
+	old := d.Master(t)
+	if old != d.Nodes[0] {
+		t.Fatalf("the sentinels name %s, want the first node %s", old.Addr, d.Nodes[0].Addr)
+	}
+	// A demotion: the old master keeps running, as a replica.
+	promoted := d.Failover(t)
+	if promoted == old {
+		t.Fatal("Failover returned the old master")
+	}
+	d.WaitRole(t, old, "slave")
+	wait.For(t, 30*time.Second, "a write through the failover client after SENTINEL FAILOVER", func() bool {
+		return c.Set(ctx, "k", "v2", 0).Err() == nil
+	})
+	// A crash: the promoted master dies, the old one takes over again.
+	promoted.Kill()
+	killed := time.Now()
+	again := d.WaitFailover(t, promoted)
+	t.Logf("failover after a kill took %v", time.Since(killed))
+	if again != old {
+		t.Fatalf("after the kill the sentinels name %s, want %s", again.Addr, old.Addr)
+	}
+	wait.For(t, 30*time.Second, "a write through the failover client after the kill", func() bool {
+		return c.Set(ctx, "k", "v3", 0).Err() == nil
+	})
+	if !strings.HasPrefix(d.URL(), "redis+sentinel://default:pw@127.0.0.1:") || !strings.HasSuffix(d.URL(), "/mymaster/0?sentinel_password=spw") {
+		t.Fatalf("URL = %q", d.URL())
+	}
 }

@@ -20,16 +20,20 @@ const secret = "hunter2"
 
 // secretSchemes are the schemes FuzzNoSecrets builds URLs of: every
 // registered kind, a wrapper, and one nobody registered.
-var secretSchemes = []string{"mem", "bolt", "pebble", "redis", "rediss", "redis+cluster", "rediss+cluster", "tier+mem", "tier+redis", "nosuch"}
+var secretSchemes = []string{"mem", "bolt", "pebble", "redis", "rediss", "redis+cluster", "rediss+cluster", "tier+mem", "tier+redis", "nosuch",
+	"redis+sentinel", "rediss+sentinel"}
 
 // secretParams are query parameters that carry a password, as users write
-// them (none is a parameter any store knows).
-var secretParams = []string{"password", "pass", "pwd", "passwd", "Password", "PASSWORD", "pass%77ord", "secret", "token", "auth", "access_token", "tier.password"}
+// them: the sentinels' password of a redis+sentinel URL, and others no
+// store knows.
+var secretParams = []string{"password", "pass", "pwd", "passwd", "Password", "PASSWORD", "pass%77ord", "secret", "token", "auth", "access_token", "tier.password",
+	"sentinel_password"}
 
 // FuzzNoSecrets builds URLs with a password in each place a URL can carry
 // one (user information with and without a user name, the opaque form
 // "scheme:user:password@host", a query parameter, one of a config file's
-// urls, the password field) around fuzzed user names, paths and parameters,
+// urls, the password fields: the master's and the sentinels') around fuzzed
+// user names, paths and parameters,
 // hands them to every URL parser (strata.Open, redis.ParseURL,
 // redis.Options.Validate, config.Parse) and fails if the password shows in
 // any error, or in the %v, %+v, %#v or slog output of what they return.
@@ -47,6 +51,10 @@ func FuzzNoSecrets(f *testing.F) {
 	f.Add(uint8(4), uint8(3), uint8(0), "default", "/0", "")
 	f.Add(uint8(5), uint8(3), uint8(0), "default", "/1", "read_timeout=soon")
 	f.Add(uint8(0), uint8(1), uint8(0), "user", "/var/lib/x", "no_sync=1")
+	f.Add(uint8(3), uint8(10), uint8(12), "", "/mymaster/0", "prefix=app:")
+	f.Add(uint8(1), uint8(11), uint8(0), "", "/mymaster", "sentinel_username=s")
+	f.Add(uint8(5), uint8(10), uint8(12), "u", "/mymaster/1", "")
+	f.Add(uint8(6), uint8(10), uint8(0), "u", "/mymaster/1", "")
 	f.Fuzz(func(t *testing.T, form, scheme, param uint8, user, path, query string) {
 		if strings.Contains(strings.ToLower(user+path+query), secret[:4]) {
 			t.Skip("the fuzzed parts hold the marker themselves")
@@ -80,7 +88,10 @@ func FuzzNoSecrets(f *testing.F) {
 		}
 
 		o := redis.Options{URL: raw, Password: pw}
-		if form%6 == 4 {
+		if form%7 == 6 {
+			o = redis.Options{URL: raw, SentinelPassword: pw}
+		}
+		if form%7 == 4 {
 			o = redis.Options{URLs: []string{raw, strings.Replace(raw, "127.0.0.1:1", "127.0.0.1:2", 1)}}
 		}
 		checkPrinted(fmt.Sprintf("redis.Options for %q", raw), o)
@@ -96,6 +107,8 @@ func FuzzNoSecrets(f *testing.F) {
 			fmt.Sprintf("[state]\nurl = %q\n", raw),
 			fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurl = %q\npassword = %q\n", raw, pw),
 			fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurls = [%q, %q]\n", raw, raw),
+			fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurl = %q\nsentinel_password = %q\n", raw, pw),
+			fmt.Sprintf("[state]\nbackend = \"redis\"\n[state.redis]\nurls = [%q]\nsentinel_master = \"m\"\nsentinel_password = %q\n", raw, pw),
 		} {
 			c, err := config.Parse([]byte(doc), nil)
 			if err != nil {
@@ -118,7 +131,7 @@ func FuzzNoSecrets(f *testing.F) {
 // field ("" for most).
 func secretURL(form int, scheme, param, user, path, query string) (raw, pw string) {
 	host := "127.0.0.1:1"
-	if strings.Contains(scheme, "cluster") {
+	if strings.Contains(scheme, "cluster") || strings.Contains(scheme, "sentinel") {
 		host = "127.0.0.1:1,127.0.0.1:2"
 	}
 	var segs []string
@@ -143,7 +156,7 @@ func secretURL(form int, scheme, param, user, path, query string) (raw, pw strin
 		}
 		return s + "?" + strings.Join(pairs, "&")
 	}
-	switch form % 6 {
+	switch form % 7 {
 	case 0: // user:password@host
 		return withQuery(scheme + "://" + url.UserPassword(user, secret).String() + "@" + host + escPath), ""
 	case 1: // :password@host
@@ -156,7 +169,7 @@ func secretURL(form int, scheme, param, user, path, query string) (raw, pw strin
 		return withQuery(scheme + "://" + host + escPath), ""
 	case 4: // one of urls, as user information
 		return withQuery(scheme + "://" + url.UserPassword(user, secret).String() + "@" + host + escPath), ""
-	default: // the Password field, beside a URL with none
+	default: // the Password field (5) or the SentinelPassword field (6), beside a URL with none
 		return withQuery(scheme + "://" + url.QueryEscape(user) + "@" + host + escPath), secret
 	}
 }

@@ -26,7 +26,8 @@ const (
 	// NOREPLICAS); it may work later.
 	kindTransient
 	// kindNotSent: the command never left the client: no connection could
-	// be made (dial, TLS handshake, pool timeout).
+	// be made (dial, TLS handshake, the sentinels' lookup of the master,
+	// pool timeout).
 	kindNotSent
 	// kindMaybeSent: the connection failed (timeout, reset, EOF) after the
 	// command may have reached the server.
@@ -39,9 +40,14 @@ const (
 
 func classify(err error) kind {
 	var re goredis.Error
+	var de *dialError
 	switch {
 	case errors.Is(err, goredis.ErrClosed):
 		return kindClosed
+	case errors.As(err, &de):
+		// Before the reply errors: a sentinel that refused the lookup of
+		// the master (NOAUTH, say) sent nothing to the master either.
+		return kindNotSent
 	case errors.As(err, &re):
 		if isTransientReply(err) {
 			return kindTransient

@@ -19,3 +19,13 @@ func SetPipeLanes(one, cluster int) (int, int) {
 	defaultPipeLanes, clusterPipeLanes = one, cluster
 	return o, c
 }
+
+// Resolve returns the addresses and the database o resolves to: the
+// sentinels' for a Sentinel deployment.
+func Resolve(o Options) ([]string, int, error) {
+	r, err := o.resolve()
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.addrs, r.db, nil
+}

@@ -28,17 +28,18 @@ type outcome struct {
 	key, version string
 }
 
-// traffic runs workers doing Put then Get on their own keys until stopped,
-// recording every outcome.
-type traffic struct {
+// traffic runs workers until stopped, recording every outcome (of type
+// O).
+type traffic[O any] struct {
 	mu       sync.Mutex
-	outcomes []outcome
+	outcomes []O
 	stop     atomic.Bool
 	wg       sync.WaitGroup
 }
 
-func runTraffic(s strata.Store, workers, keysEach int) *traffic {
-	tr := &traffic{}
+// runTraffic runs workers doing Put then Get on their own keys.
+func runTraffic(s strata.Store, workers, keysEach int) *traffic[outcome] {
+	tr := &traffic[outcome]{}
 	ctx := context.Background()
 	for w := range workers {
 		tr.wg.Add(1)
@@ -62,14 +63,14 @@ func runTraffic(s strata.Store, workers, keysEach int) *traffic {
 	return tr
 }
 
-func (tr *traffic) record(o outcome) {
+func (tr *traffic[O]) record(o O) {
 	tr.mu.Lock()
 	tr.outcomes = append(tr.outcomes, o)
 	tr.mu.Unlock()
 }
 
 // count returns how many outcomes satisfy f.
-func (tr *traffic) count(f func(outcome) bool) int {
+func (tr *traffic[O]) count(f func(O) bool) int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	n := 0
@@ -81,7 +82,7 @@ func (tr *traffic) count(f func(outcome) bool) int {
 	return n
 }
 
-func (tr *traffic) halt() []outcome {
+func (tr *traffic[O]) halt() []O {
 	tr.stop.Store(true)
 	tr.wg.Wait()
 	return tr.outcomes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,39 @@ type hook struct{ s *Store }
 
 var _ goredis.Hook = hook{}
 
-// DialHook leaves dialing alone.
-func (h hook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+// DialHook marks the failures to connect (see dialError).
+func (h hook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, &dialError{err: err}
+		}
+		return conn, nil
+	}
+}
+
+// dialError is a failure to make a connection: no command was sent on
+// it, whatever the cause (a refused or timed-out dial, a failed TLS
+// handshake, or, for a failover client, a master the sentinels could not
+// name). A failover client dials by asking the sentinels for the master
+// first; when they know no master by that name, their nil reply is in the
+// chain, where the store (and go-redis) would read it as an absent key:
+// the chain then stops at dialError.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string {
+	if errors.Is(e.err, goredis.Nil) {
+		return e.err.Error() + " (a nil reply: the sentinels know no master by that name)"
+	}
+	return e.err.Error()
+}
+
+func (e *dialError) Unwrap() error {
+	if errors.Is(e.err, goredis.Nil) {
+		return nil
+	}
+	return e.err
+}
 
 // ProcessHook retries one command.
 func (h hook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {

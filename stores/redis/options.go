@@ -32,6 +32,13 @@ const (
 	defaultMaxValueSize = 512 << 20        // Redis's proto-max-bulk-len
 )
 
+// The URL schemes of a master found through Redis Sentinel, also
+// registered with strata.Open.
+const (
+	SchemeSentinel    = "redis+sentinel"  // plain TCP
+	SchemeSentinelTLS = "rediss+sentinel" // TLS to the sentinels and the servers
+)
+
 // Defaults of Options, applied to zero fields.
 const (
 	DefaultDialTimeout       = 5 * time.Second
@@ -44,7 +51,8 @@ const (
 )
 
 // Options configure a store: the connection [Open] makes to Redis,
-// standalone or Cluster, and the store on top of it. Field names follow
+// standalone, Cluster or a master found through Sentinel, and the store on
+// top of it. Field names follow
 // go-redis's Options. The zero value of every field but URL means its
 // documented default; Validate explains every bad value. Build Options by
 // hand or from a URL with [ParseURL]; in a config file (package config),
@@ -57,7 +65,7 @@ const (
 // CloseClient.
 //
 // Options' String method (used by %v, %+v and %#v) and LogValue (used by
-// log/slog) redact the password.
+// log/slog) redact the passwords (the sentinels' too).
 type Options struct {
 	// URL names the server or cluster (required by Open, unless URLs is
 	// set):
@@ -66,16 +74,22 @@ type Options struct {
 	//	rediss://...                                  (TLS)
 	//	redis+cluster://[user:password@]host1:port1,host2:port2[/][?...]
 	//	rediss+cluster://...                          (Cluster over TLS)
+	//	redis+sentinel://[user:password@]sentinel1:port1,sentinel2:port2/master-name[/db][?...]
+	//	rediss+sentinel://...                         (Sentinel, TLS to sentinels and servers)
 	//
-	// The port defaults to 6379 and db to 0 (Cluster has only db 0). Query
-	// parameters set the fields whose toml tags they name (prefix sets
-	// KeyPrefix); one given both in the URL and as a field is an error.
+	// The port defaults to 6379 (26379 for a sentinel) and db to 0
+	// (Cluster has only db 0). Query parameters set the fields whose toml
+	// tags they name (prefix sets KeyPrefix, sentinel_password
+	// SentinelPassword); one given both in the URL and as a field is an
+	// error. In a redis+sentinel URL the user information authenticates to
+	// the master, as in a redis URL; the sentinels' own credentials are
+	// the parameters sentinel_username and sentinel_password.
 	URL string `toml:"url"`
 
 	// URLs is the other way to name the seed nodes, one redis:// or
 	// rediss:// URL each, which differ only in their host:port: a cluster
-	// when ClusterMode is set, else a single server (one URL). Give URL or
-	// URLs, not both.
+	// when ClusterMode is set, the sentinels when MasterName is set, else a
+	// single server (one URL). Give URL or URLs, not both.
 	URLs []string `toml:"urls"`
 
 	// Username and Password authenticate (Redis ACL user, or requirepass
@@ -92,6 +106,23 @@ type Options struct {
 	// ClusterNodes are further seed nodes, as host:port, in Cluster mode.
 	// Default none.
 	ClusterNodes []string `toml:"cluster_nodes"`
+
+	// MasterName is the name under which Redis Sentinel monitors the
+	// master to use (go-redis's FailoverOptions.MasterName). Setting it
+	// makes the hosts of URL (or URLs) the sentinels: the store asks them
+	// for the master, talks to the master only (never to a replica, so
+	// that a read never returns a value older than an acknowledged
+	// write), and follows it when the sentinels fail over. The
+	// redis+sentinel schemes carry it as the first segment of their path.
+	// Default none.
+	MasterName string `toml:"sentinel_master" alias:"master_name"`
+
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// (their requirepass, or an ACL user of theirs), which may differ from
+	// the master's Username and Password. URL parameters:
+	// sentinel_username, sentinel_password. Default none.
+	SentinelUsername string `toml:"sentinel_username"`
+	SentinelPassword string `toml:"sentinel_password"`
 
 	// KeyPrefix is prepended to every key the store writes, so several
 	// stores can share a server. URL parameter: prefix. Default none. In
@@ -199,7 +230,7 @@ type Options struct {
 	TracerProvider trace.TracerProvider `toml:"-"`
 }
 
-// String describes o with the password redacted.
+// String describes o with the passwords redacted.
 func (o Options) String() string {
 	var b strings.Builder
 	b.WriteString("redis.Options{")
@@ -222,6 +253,9 @@ func (o Options) String() string {
 	field("Password", "xxxxx", o.Password != "")
 	field("ClusterMode", o.ClusterMode, o.ClusterMode)
 	field("ClusterNodes", o.ClusterNodes, len(o.ClusterNodes) > 0)
+	field("MasterName", strconv.Quote(o.MasterName), o.MasterName != "")
+	field("SentinelUsername", o.SentinelUsername, o.SentinelUsername != "")
+	field("SentinelPassword", "xxxxx", o.SentinelPassword != "")
 	field("KeyPrefix", strconv.Quote(o.KeyPrefix), o.KeyPrefix != "")
 	field("DefaultTTL", o.DefaultTTL, o.DefaultTTL != 0)
 	field("MaxValueSize", o.MaxValueSize, o.MaxValueSize != 0)
@@ -249,10 +283,10 @@ func (o Options) String() string {
 	return b.String()
 }
 
-// GoString is String, so that %#v does not print the password either.
+// GoString is String, so that %#v does not print a password either.
 func (o Options) GoString() string { return o.String() }
 
-// LogValue is what log/slog prints for o: String, without the password.
+// LogValue is what log/slog prints for o: String, without the passwords.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
 // Validate reports every bad value of o in one error matching
@@ -305,7 +339,7 @@ func (o Options) resolve() (*resolved, error) {
 	}
 	r.url = raw
 	if raw == "" {
-		bad("url", "required: redis://host:port/db, rediss://…, or redis+cluster://host1:port1,host2:port2")
+		bad("url", "required: redis://host:port/db, rediss://…, redis+cluster://host1:port1,host2:port2, or redis+sentinel://sentinel1:port1,sentinel2:port2/master-name")
 	} else {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -338,13 +372,14 @@ func (o Options) resolve() (*resolved, error) {
 	if o.ClusterMode && r.db != 0 {
 		bad("url", "database %d: Redis Cluster has only database 0", r.db)
 	}
-	if !o.ClusterMode && len(r.addrs) > 1 {
+	if !o.ClusterMode && o.MasterName == "" && len(r.addrs) > 1 {
 		field := "url"
 		if len(o.URLs) > 0 {
 			field = "urls"
 		}
-		bad(field, "%d hosts without cluster mode: use cluster_mode = true (or redis+cluster://), or name one server", len(r.addrs))
+		bad(field, "%d hosts without cluster mode: use cluster_mode = true (or redis+cluster://), sentinel_master (or redis+sentinel://) for sentinels, or name one server", len(r.addrs))
 	}
+	o.checkSentinel(bad)
 	nonNeg := func(field string, d time.Duration) {
 		if d < 0 {
 			bad(field, "%v is negative; want a duration such as 500ms or 5s (0 for the default)", d)
@@ -500,8 +535,22 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 		o.ClusterMode = true
 	case SchemeClusterTLS:
 		o.ClusterMode, o.TLS = true, true
+	case SchemeSentinel, SchemeSentinelTLS:
+		o.TLS = o.TLS || strings.ToLower(u.Scheme) == SchemeSentinelTLS
+		name, db, err := sentinelPath(u.Path)
+		switch {
+		case err != nil:
+			bad("url: %w", err)
+		case o.MasterName != "" && o.MasterName != name:
+			bad("url: master name %q: sentinel_master is set to another", name)
+		}
+		o.MasterName, r.db = name, db
 	default:
-		bad("url: scheme %q: want redis, rediss, redis+cluster or rediss+cluster", u.Scheme)
+		bad("url: scheme %q: want redis, rediss, redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel", u.Scheme)
+	}
+	defaultPort := "6379"
+	if o.MasterName != "" {
+		defaultPort = "26379"
 	}
 	if u.Opaque != "" || u.Host == "" {
 		bad("url: no host: want redis://host:port")
@@ -513,7 +562,7 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 		}
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
-			host, port = strings.Trim(h, "[]"), "6379"
+			host, port = strings.Trim(h, "[]"), defaultPort
 		}
 		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 			bad("url: host %q: bad port", h)
@@ -525,7 +574,7 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 		r.username = u.User.Username()
 		r.password, _ = u.User.Password()
 	}
-	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" && !isSentinelScheme(u.Scheme) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 {
 			bad("url: path %q: want a database number such as /0", u.Path)
@@ -605,6 +654,8 @@ func (o *Options) mergeQuery(u *url.URL) error {
 	str("tls_ca_file", &o.TLSCAFile)
 	str("tls_cert_file", &o.TLSCertFile)
 	str("tls_key_file", &o.TLSKeyFile)
+	str("sentinel_username", &o.SentinelUsername)
+	str("sentinel_password", &o.SentinelPassword)
 	if q.Bool("disable_auto_pipeline", false) {
 		o.DisableAutoPipeline = true
 	}
@@ -685,35 +736,23 @@ func (r *resolved) tlsConfig() (*tls.Config, error) {
 }
 
 // client builds the go-redis client r describes. go-redis's own retries
-// are off: the store's hook retries, and counts, instead.
+// are off: the store's hook retries, and counts, instead. A Sentinel
+// deployment gets a failover client: it asks the sentinels for the master,
+// follows their +switch-master announcements, and sends every command to
+// the master (ReplicaOnly and the replica routing of
+// NewFailoverClusterClient stay off: a read from a replica may return a
+// value older than a write already acknowledged).
 func (r *resolved) client() (goredis.UniversalClient, error) {
 	t, err := r.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
 	c := r.opts
-	if c.ClusterMode {
-		return goredis.NewClusterClient(&goredis.ClusterOptions{
-			Addrs:                 r.addrs,
-			Username:              r.username,
-			Password:              r.password,
-			TLSConfig:             t,
-			MaxRetries:            -1,
-			MinRetryBackoff:       c.MinRetryBackoff,
-			MaxRetryBackoff:       c.MaxRetryBackoff,
-			DialTimeout:           c.DialTimeout,
-			DialerRetries:         1,
-			ReadTimeout:           c.ReadTimeout,
-			WriteTimeout:          c.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              c.PoolSize,
-			MaxActiveConns:        c.PoolSize,
-			MinIdleConns:          c.MinIdleConns,
-			DisableIdentity:       true,
-		}), nil
-	}
-	return goredis.NewClient(&goredis.Options{
-		Addr:                  r.addrs[0],
+	u := &goredis.UniversalOptions{
+		Addrs:                 r.addrs,
+		MasterName:            c.MasterName,
+		SentinelUsername:      c.SentinelUsername,
+		SentinelPassword:      c.SentinelPassword,
 		Username:              r.username,
 		Password:              r.password,
 		DB:                    r.db,
@@ -730,7 +769,14 @@ func (r *resolved) client() (goredis.UniversalClient, error) {
 		MaxActiveConns:        c.PoolSize,
 		MinIdleConns:          c.MinIdleConns,
 		DisableIdentity:       true,
-	}), nil
+	}
+	switch {
+	case c.MasterName != "":
+		return goredis.NewFailoverClient(u.Failover()), nil
+	case c.ClusterMode:
+		return goredis.NewClusterClient(u.Cluster()), nil
+	}
+	return goredis.NewClient(u.Simple()), nil
 }
 
 // clientRetries reports whether client resends failed commands on its own

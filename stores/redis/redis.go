@@ -1,5 +1,6 @@
 // Package redis is the strata store on Redis: one server, Redis Cluster,
-// TLS and ACL users, through any go-redis v9 client.
+// a master found through Redis Sentinel, TLS and ACL users, through any
+// go-redis v9 client.
 //
 // Create a store with [Open] (from [Options], built by hand or from a URL
 // with [ParseURL]), with strata.Open and one of the registered URL
@@ -10,6 +11,34 @@
 //	rediss://…                                      (TLS)
 //	redis+cluster://[user:password@]host1:6379,host2:6379/?prefix=app:
 //	rediss+cluster://…                              (Cluster over TLS)
+//	redis+sentinel://[user:password@]s1:26379,s2:26379/mymaster/0?sentinel_password=…
+//	rediss+sentinel://…                             (Sentinel, TLS everywhere)
+//
+// # Sentinel
+//
+// A redis+sentinel URL names the sentinels (host:port, 26379 by default;
+// give every port when there are several hosts), then the name they
+// monitor the master under, then the database. Its user information
+// authenticates to the master and its replicas; the sentinels' own
+// credentials are the sentinel_username and sentinel_password parameters.
+// In a config file: url (as above), or urls (the sentinels, one redis://
+// URL each) with sentinel_master, plus sentinel_username and
+// sentinel_password; see [Options.MasterName]. The store runs on a go-redis
+// failover client (NewFailoverClient), which asks the sentinels for the
+// master, follows their +switch-master announcements, and sends every
+// command, reads included, to the master: a replica may be behind an
+// acknowledged write.
+//
+// During a failover, operations that find no master fail with
+// strata.ErrUnavailable after their retries; non-idempotent writes in
+// flight when the master goes (PutIfAbsent, GetAndDelete, CompareAndSwap,
+// Commit) report strata.ErrIndeterminate and are never resent. Redis
+// replicates asynchronously: writes a master acknowledged just before it
+// died may be missing on the replica the sentinels promote, and a master
+// demoted by SENTINEL FAILOVER accepts writes until the client learns of
+// the switch; those writes are lost when it becomes a replica. A tier
+// (package tier, with tier/redistrack) over a Sentinel store follows the
+// new master within its TopologyInterval.
 //
 // # Data layout
 //
@@ -316,7 +345,7 @@ func hiddenRetries(client goredis.UniversalClient, fresh bool) bool {
 }
 
 func init() {
-	for _, scheme := range []string{SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS} {
+	for _, scheme := range []string{SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS, SchemeSentinel, SchemeSentinelTLS} {
 		strata.Register(scheme, openURL)
 	}
 }

@@ -20,6 +20,17 @@
 // intervals, a store that does not implement [RedisBacked]) pass New's
 // result as tier.Options.Invalidator.
 //
+// For a failover client (Redis Sentinel, as stores/redis makes for a
+// redis+sentinel URL) the invalidator asks the sentinels for the master
+// every TopologyInterval, through the client's own dialer (which opens a
+// connection to the master named, closed at once, and moves the client to
+// it), and moves its tracking connection when the answer changes; a
+// tracking connection starts only on a node that says it is a master
+// (HELLO's role). After a failover, L1 is dropped within TopologyInterval
+// of the sentinels naming the new master, or at once if the old master's
+// connection breaks; until then the old master, if it still runs, does
+// not see the new master's writes.
+//
 // For a Cluster the invalidator lists the masters every TopologyInterval,
 // and at once when the cluster client meets a new node, and keeps one
 // connection per master. Each connection is pinged every
@@ -76,8 +87,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 
 	// TopologyInterval is how often a Cluster's masters are listed to
-	// follow failovers and resharding. Default DefaultTopologyInterval
-	// (1s).
+	// follow failovers and resharding, and how often the sentinels are
+	// asked for the master of a failover client. Default
+	// DefaultTopologyInterval (1s).
 	TopologyInterval time.Duration
 }
 

@@ -44,6 +44,20 @@ func (v respValue) isString() bool {
 	return (v.kind == '+' || v.kind == '$' || v.kind == '=') && !v.null
 }
 
+// field returns the string value of key in the map v, "" if v is not a
+// map or has no such string field.
+func (v respValue) field(key string) string {
+	if v.kind != '%' {
+		return ""
+	}
+	for i := 0; i+1 < len(v.elems); i += 2 {
+		if k, val := v.elems[i], v.elems[i+1]; k.isString() && k.text() == key && val.isString() {
+			return val.text()
+		}
+	}
+	return ""
+}
+
 // err returns the server error v carries, if any.
 func (v respValue) err() error {
 	if v.kind == '-' || v.kind == '!' {

@@ -25,6 +25,7 @@ const handshakeTimeout = 5 * time.Second
 type trackConn struct {
 	addr   string
 	opt    *goredis.Options
+	master bool // the node must say it is a master (HELLO's role)
 	cancel context.CancelFunc
 	up     bool // guarded by Invalidator.mu
 }
@@ -37,11 +38,12 @@ func (inv *Invalidator) poke() {
 }
 
 // topologyLoop lists the masters now and then (at once for a standalone
-// server, every TopologyInterval for a Cluster or Ring) and keeps one
-// tracking connection per master.
+// server, every TopologyInterval for a Cluster, a Ring or a failover
+// client) and keeps one tracking connection per master.
 func (inv *Invalidator) topologyLoop() {
 	defer inv.wg.Done()
-	_, static := inv.cfg.Client.(*goredis.Client)
+	c, static := inv.cfg.Client.(*goredis.Client)
+	static = static && !isFailover(c)
 	interval := inv.cfg.TopologyInterval
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -61,8 +63,8 @@ func (inv *Invalidator) topologyLoop() {
 			inv.reconcile(targets)
 		}
 		if static && err == nil {
-			// A standalone or failover client has one target for good; its
-			// connection loop redials it.
+			// A standalone client has one target for good; its connection
+			// loop redials it.
 			<-inv.ctx.Done()
 			return
 		}
@@ -76,13 +78,49 @@ func (inv *Invalidator) topologyLoop() {
 	}
 }
 
+// failoverAddr is the address go-redis puts in the Options of a client
+// made by NewFailoverClient, whose dialer asks the sentinels for the
+// master and connects to it.
+const failoverAddr = "FailoverClient"
+
+// isFailover reports whether c is a failover client (Redis Sentinel).
+func isFailover(c *goredis.Client) bool { return c != nil && c.Options().Addr == failoverAddr }
+
+// sentinelMaster returns the address of the master the sentinels name
+// now, and the options of a connection to that node only. go-redis keeps
+// the sentinels' addresses to itself: the client's own dialer asks them,
+// and the address is that of the connection it opens (closed at once).
+// Dialing through it also moves the client to that master, as its own
+// next dial would.
+func sentinelMaster(ctx context.Context, o *goredis.Options) (string, *goredis.Options, error) {
+	conn, err := o.Dialer(ctx, "tcp", o.Addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("redistrack: asking the sentinels for the master: %w", err)
+	}
+	addr := conn.RemoteAddr().String()
+	conn.Close()
+	return addr, &goredis.Options{
+		Addr: addr, TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout,
+		Username: o.Username, Password: o.Password,
+		CredentialsProvider: o.CredentialsProvider, CredentialsProviderContext: o.CredentialsProviderContext,
+	}, nil
+}
+
 // masters returns the address and connection options of every master.
 func (inv *Invalidator) masters(ctx context.Context) (map[string]*goredis.Options, error) {
 	out := map[string]*goredis.Options{}
 	switch c := inv.cfg.Client.(type) {
 	case *goredis.Client:
 		o := c.Options()
-		out[o.Addr] = o
+		if !isFailover(c) {
+			out[o.Addr] = o
+			break
+		}
+		addr, mo, err := sentinelMaster(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		out[addr] = mo
 	case *goredis.ClusterClient:
 		slots, err := c.ClusterSlots(ctx).Result()
 		if err != nil {
@@ -141,7 +179,8 @@ func (inv *Invalidator) reconcile(targets map[string]*goredis.Options) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(inv.ctx)
-		tc := &trackConn{addr: addr, opt: o, cancel: cancel}
+		c, _ := inv.cfg.Client.(*goredis.Client)
+		tc := &trackConn{addr: addr, opt: o, cancel: cancel, master: isFailover(c)}
 		inv.conns[addr] = tc
 		added = true
 		inv.wg.Add(1)
@@ -309,6 +348,13 @@ func (inv *Invalidator) session(ctx context.Context, tc *trackConn) error {
 		}
 		if err := v.err(); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
+		}
+		if i == 0 && tc.master {
+			// A sentinel's answer may lag a failover: tracking a replica
+			// would miss the writes made on the new master.
+			if r := v.field("role"); r != "master" {
+				return fmt.Errorf("HELLO: the node the sentinels name is a %q, not a master", r)
+			}
 		}
 		if i == 1 && v.text() != "OK" {
 			return fmt.Errorf("CLIENT TRACKING answered %q", v.text())
