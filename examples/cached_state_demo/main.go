@@ -20,6 +20,7 @@ import (
 	"github.com/strata-kv/strata"
 	"github.com/strata-kv/strata/stores/redis"
 	"github.com/strata-kv/strata/tier"
+
 	// Tracking for tiers over Redis: other clients' writes evict L1 entries.
 	_ "github.com/strata-kv/strata/tier/redistrack"
 )

@@ -12,6 +12,7 @@ import (
 	_ "github.com/strata-kv/strata/stores/memory"
 	_ "github.com/strata-kv/strata/stores/pebble"
 	_ "github.com/strata-kv/strata/stores/redis"
+
 	// A tier over a Redis store follows other clients' writes through it.
 	_ "github.com/strata-kv/strata/tier/redistrack"
 )

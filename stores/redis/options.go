@@ -321,7 +321,11 @@ func configErr(errs []error) error {
 }
 
 // resolve validates o and applies defaults.
-func (o Options) resolve() (*resolved, error) {
+func (o Options) resolve() (*resolved, error) { return o.resolveURL(nil) }
+
+// resolveURL is resolve with o.URL already parsed as parsed, when not nil:
+// a URL strata.Open parsed is not printed and parsed again.
+func (o Options) resolveURL(parsed *url.URL) (*resolved, error) {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
@@ -337,13 +341,19 @@ func (o Options) resolve() (*resolved, error) {
 			return nil, err
 		}
 	}
+	if parsed != nil {
+		raw = parsed.String()
+	}
 	r.url = raw
 	if raw == "" {
 		bad("url", "required: redis://host:port/db, rediss://…, redis+cluster://host1:port1,host2:port2, or redis+sentinel://sentinel1:port1,sentinel2:port2/master-name")
 	} else {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, storekit.RedactURL(raw))
+		u := parsed
+		if u == nil {
+			var err error
+			if u, err = url.Parse(raw); err != nil {
+				return nil, fmt.Errorf("%w: redis: url %q: malformed URL", strata.ErrInvalidConfig, storekit.RedactURL(raw))
+			}
 		}
 		if err := o.mergeURL(u, r); err != nil {
 			return nil, err

@@ -306,6 +306,11 @@ func Open(ctx context.Context, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, r)
+}
+
+// open opens the store r describes.
+func open(ctx context.Context, r *resolved) (*Store, error) {
 	client, err := r.client()
 	if err != nil {
 		return nil, err
@@ -350,13 +355,16 @@ func init() {
 	}
 }
 
+// openURL opens the store of a URL strata.Open parsed, without printing
+// and parsing it again.
 func openURL(ctx context.Context, u *url.URL) (strata.Store, error) {
-	opts, err := ParseURL(u.String())
+	var o Options
+	withOpenOptions(ctx, &o)
+	r, err := o.resolveURL(u)
 	if err != nil {
 		return nil, err
 	}
-	withOpenOptions(ctx, opts)
-	s, err := Open(ctx, opts)
+	s, err := open(ctx, r)
 	if err != nil {
 		return nil, err
 	}
