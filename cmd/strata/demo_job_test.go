@@ -82,11 +82,13 @@ func openStore(t *testing.T, url string) strata.Store {
 func TestDemoStores(t *testing.T) {
 	r := testserver.StartRedis(t, nil)
 	c := testserver.StartRedisCluster(t, nil)
+	sn := testserver.StartRedisSentinel(t, nil)
 	for name, store := range map[string]string{
-		"Pebble":  "",
-		"Bolt":    "bolt://" + filepath.Join(t.TempDir(), "state.db"),
-		"Redis":   r.URL(),
-		"Cluster": "redis+cluster://" + strings.Join(c.Addrs(), ",") + "/",
+		"Pebble":   "",
+		"Bolt":     "bolt://" + filepath.Join(t.TempDir(), "state.db"),
+		"Redis":    r.URL(),
+		"Cluster":  "redis+cluster://" + strings.Join(c.Addrs(), ",") + "/",
+		"Sentinel": sn.URL(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			data := t.TempDir()
