@@ -14,6 +14,7 @@ func init() {
 	kit.NewOpError = newOpError
 	kit.QuoteKey = quoteKey
 	kit.RedactURL = redactURL
+	kit.URLErrorReason = urlErrReason
 	kit.ParseFence = parseFence
 	kit.NewOpenOption = func(key, value any) any { return OpenOption{key, value} }
 	kit.OpenValue = openValue

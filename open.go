@@ -151,7 +151,7 @@ func openValue(ctx context.Context, key any) (any, bool) {
 func Open(ctx context.Context, rawURL string, opts ...OpenOption) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(rawURL, err))
+		return nil, fmt.Errorf("%w: store URL %q: %s", ErrInvalidConfig, redactURL(rawURL), urlErrReason(err))
 	}
 	return OpenURL(ctx, u, opts...)
 }
@@ -340,15 +340,19 @@ func redactQuery(rawQuery string) (string, bool) {
 	return b.String(), changed
 }
 
-// urlErrReason returns the reason of a url.Parse error without the URL
-// itself. The parser quotes the offending part, which may be a password, so
-// a URL with user information gets only a generic reason.
-func urlErrReason(rawURL string, err error) string {
+// urlErrReason returns the reason of a url.Parse error without the parts
+// of the URL it quotes ("invalid port \":secret\" after host" reads
+// "invalid port"): what the parser rejects may be a password.
+func urlErrReason(err error) string {
 	var ue *url.Error
-	if strings.Contains(rawURL, "@") || !errors.As(err, &ue) {
+	if !errors.As(err, &ue) {
 		return "malformed URL"
 	}
-	return ue.Err.Error()
+	reason, _, _ := strings.Cut(ue.Err.Error(), `"`)
+	if reason = strings.TrimSpace(reason); reason == "" {
+		return "malformed URL"
+	}
+	return reason
 }
 
 // isScheme reports whether s has the form of a URL scheme (RFC 3986).

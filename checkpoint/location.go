@@ -129,7 +129,7 @@ func parseLocation(raw string) (locationURL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return bad("%v", errReason(err))
+		return bad("%s", storekit.URLErrorReason(err))
 	}
 	if u.User != nil {
 		return bad("credentials do not belong in the URL (use the environment or the driver's configuration)")
@@ -187,15 +187,6 @@ func showLocation(raw string) string {
 		return u.String()
 	}
 	return storekit.RedactURL(raw)
-}
-
-// errReason returns the reason of a url.Error without the URL it quotes
-// (which may hold a secret).
-func errReason(err error) string {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // OpenLocation opens the checkpoint location raw names:

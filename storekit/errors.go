@@ -23,3 +23,8 @@ func QuoteKey(key []byte) string { return kit.QuoteKey(key) }
 // scheme. Use it for every URL that goes into an error, a log line or
 // printed output.
 func RedactURL(rawURL string) string { return kit.RedactURL(rawURL) }
+
+// URLErrorReason returns the reason of a url.Parse error without the
+// parts of the URL the parser quotes, which may be a password: put it in
+// an error beside RedactURL's form of the URL, never the error itself.
+func URLErrorReason(err error) string { return kit.URLErrorReason(err) }

@@ -17,7 +17,9 @@ var (
 	NewOpError func(op, backend string, key []byte, err error) error
 	QuoteKey   func(key []byte) string
 	RedactURL  func(rawURL string) string
-	ParseFence func(v []byte) (token uint64, id []byte, err error)
+	// URLErrorReason is strata's urlErrReason.
+	URLErrorReason func(err error) string
+	ParseFence     func(v []byte) (token uint64, id []byte, err error)
 
 	// NewOpenOption returns a strata.OpenOption of key and value.
 	NewOpenOption func(key, value any) any
