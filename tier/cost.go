@@ -9,8 +9,11 @@ import (
 
 // What the L1 costs (docs/tier.md, "Memory"). MaxBytes bounds the heap
 // the L1 really uses: the fixed structures are charged at creation
-// (FixedCost), and every entry is charged its allocation as Go's allocator
-// rounds it plus the engine's bookkeeping for one item (EntryCost).
+// (FixedCost), every entry is charged its allocation as Go's allocator
+// rounds it plus the bookkeeping for one item that grows with it
+// (EntryCost), and ristretto's hash tables, whose size moves by steps
+// with the number of items, are charged as that number grows
+// (TableCost).
 
 // allocClasses are the sizes to which Go's allocator rounds allocations
 // without pointers, up to the first one past the largest size class,
@@ -40,19 +43,12 @@ func allocSize(n int) int64 {
 	return int64((n + page - 1) &^ (page - 1))
 }
 
-// Per-item bookkeeping of each engine, on top of the entry's own
-// allocation: measured (heap growth per item with the engine holding
-// 10⁴ to 4·10⁵ items, averaged), and re-measured by TestEngineCosts,
-// which fails when the Go or engine version moves them.
+// The engines' bookkeeping, on top of the entries' own allocations:
+// measured (heap growth with the engine holding 10⁴ to 4·10⁵ items),
+// and re-measured by TestEngineCosts, which fails when the Go or engine
+// version moves them. Ristretto's per-item bookkeeping is its hash
+// tables' slots (TableCost, tables.go).
 const (
-	// ristretto: a slot of its store's maps (key, conflict hash, the
-	// entry's slice header and an expiry time: 72 bytes and a control
-	// byte) and of its policy's map of costs (16 bytes and a control
-	// byte), at the maps' load. The store is 256 maps, which double
-	// together: by the phase of their growth the item costs 130 to 225
-	// bytes (TestEngineCosts), the middle is charged.
-	ristrettoItemCost = 175
-
 	// otter: its node (list links, weights, state, the key and the
 	// entry's slice header: 64 bytes), a share of a 64-byte hash-table
 	// bucket of 5 nodes at its load, and of the frequency sketch (8 to
@@ -74,17 +70,36 @@ const (
 // EntryCost returns the bytes a tier on engine e charges against
 // MaxBytes for an L1 entry with a key of keyLen bytes and a value of
 // valueLen bytes: the entry's allocation (a 32-byte header, the key and
-// the value, rounded up to Go's size class) plus the engine's
-// bookkeeping for one item. A cached absence is an entry with no value.
+// the value, rounded up to Go's size class), and on otter its
+// bookkeeping for one item (its node, its share of the hash table and of
+// the frequency sketch). A cached absence is an entry with no value. On
+// ristretto an item's bookkeeping is its slots in the engine's hash
+// tables, charged by TableCost for all the items together.
 //
-// With EntryCost and FixedCost a budget can be sized for a number of
-// entries; Budget does the arithmetic.
+// With EntryCost, TableCost and FixedCost a budget can be sized for a
+// number of entries; Budget does the arithmetic.
 func (e Engine) EntryCost(keyLen, valueLen int) int64 {
-	item := int64(ristrettoItemCost)
+	c := allocSize(entryHeader + keyLen + valueLen)
 	if e == EngineOtter {
-		item = otterItemCost
+		c += otterItemCost
 	}
-	return allocSize(entryHeader+keyLen+valueLen) + item
+	return c
+}
+
+// TableCost returns the bytes a tier on engine e charges against
+// MaxBytes for the hash tables of an L1 that has held at most n entries,
+// besides their EntryCost. On ristretto they are its store's 256 Go
+// maps and its policy's map, which grow by doubling and never shrink:
+// the charge follows Go's growth steps for the most entries the L1 has
+// held, at the size the tables reach when entries are evicted for new
+// ones, and the engine's room for entries shrinks as it grows. Per
+// entry it is 135 to 270 bytes, by where n sits between two steps. On
+// otter it is 0: the table's share is in EntryCost.
+func (e Engine) TableCost(n int) int64 {
+	if e == EngineOtter || n <= 0 {
+		return 0
+	}
+	return ristrettoTableGrid(int64(n)).cost(int64(n))
 }
 
 // FixedCost returns the bytes a tier on engine e with the given MaxBytes
@@ -106,12 +121,13 @@ func (e Engine) FixedCost(maxBytes int64) int64 {
 }
 
 // Budget returns the smallest MaxBytes with which a tier on engine e
-// holds n entries of keyLen-byte keys and valueLen-byte values.
+// holds n entries of keyLen-byte keys and valueLen-byte values: n
+// EntryCosts, TableCost(n) and FixedCost.
 func (e Engine) Budget(n, keyLen, valueLen int) int64 {
-	per := e.EntryCost(keyLen, valueLen)
-	b := int64(n) * per
+	need := int64(n)*e.EntryCost(keyLen, valueLen) + e.TableCost(n)
+	b := need
 	for range 8 { // FixedCost grows with the budget, by steps: iterate to the fixed point
-		next := int64(n)*per + e.FixedCost(b)
+		next := need + e.FixedCost(b)
 		if next <= b {
 			break
 		}

@@ -95,42 +95,126 @@ type engineStats struct {
 
 // ristrettoEngine is the L1 on ristretto: TinyLFU admission, sampled LFU
 // eviction, Sets applied by a background goroutine.
+//
+// Its hash tables are charged as they grow (Engine.TableCost): the
+// engine keeps ristretto's MaxCost at the bytes usable for entries less
+// TableCost of the most items it has held. Ristretto asks for an item's
+// cost on its goroutine just before admitting it (Config.Cost, with
+// sets of cost 0): there the engine counts the items held and moves
+// MaxCost before the item can take the room. To count them exactly,
+// every cost is the entry's bytes shifted left by costCountBits with 1
+// in the low bits: the cost ristretto holds is the bytes held, shifted,
+// plus the number of items held.
 type ristrettoEngine struct {
-	c          *ristretto.Cache[uint64, entry]
+	c      *ristretto.Cache[uint64, entry]
+	usable int64 // bytes for the entries and the tables
+
 	evictions  atomic.Uint64
 	rejections atomic.Uint64
+	sets       atomic.Int64 // sets ristretto took
+	exits      atomic.Int64 // values that left it: sets − exits is about the items held
+	tables     atomic.Int64 // TableCost charged
+	held       atomic.Int64 // most items held, counted before an admission
+	grid       tableGrid    // TableCost around held; ristretto's goroutine only
 }
 
+// costCountBits is how far ristrettoEngine shifts a cost: an item count
+// is exact in the low bits up to 2²⁰ items, and a shifted budget fits an
+// int64 up to maxRistrettoBytes.
+const (
+	costCountBits     = 20
+	costCountMask     = 1<<costCountBits - 1
+	maxRistrettoBytes = 1 << 42
+)
+
 func newRistretto(maxCost, counters int64) (*ristrettoEngine, error) {
-	r := &ristrettoEngine{}
+	r := &ristrettoEngine{usable: maxCost}
 	c, err := ristretto.NewCache(&ristretto.Config[uint64, entry]{
 		NumCounters:        counters,
-		MaxCost:            maxCost,
+		MaxCost:            maxCost<<costCountBits | costCountMask,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
+		Cost:               r.admit,
 		OnEvict:            func(*ristretto.Item[entry]) { r.evictions.Add(1) },
 		OnReject:           func(*ristretto.Item[entry]) { r.rejections.Add(1) },
+		OnExit: func(e entry) {
+			if e != nil {
+				r.exits.Add(1)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	r.c = c
+	r.grid = ristrettoTableGrid(0)
 	return r, nil
 }
 
 func (r *ristrettoEngine) get(h uint64) (entry, bool) { return r.c.Get(h) }
 
-func (r *ristrettoEngine) set(h uint64, e entry, cost int64, ttl time.Duration) bool {
-	return r.c.SetWithTTL(h, e, cost, ttl)
+// set hands ristretto cost 0: it asks admit for the cost.
+func (r *ristrettoEngine) set(h uint64, e entry, _ int64, ttl time.Duration) bool {
+	if !r.c.SetWithTTL(h, e, 0, ttl) {
+		return false
+	}
+	r.sets.Add(1)
+	return true
+}
+
+// admit returns the cost of e, Engine.EntryCost, shifted and counted. It
+// runs on ristretto's goroutine before e is admitted or replaces its
+// key's value: when one more item than the most held would be held, it
+// charges the tables for that many, TableCost, before e takes the room.
+func (r *ristrettoEngine) admit(e entry) int64 {
+	n := r.costHeld() & costCountMask
+	// Past 2²⁰ items the low bits wrapped: sets − exits, ahead by the
+	// sets not applied yet, tells by how many times.
+	if approx := r.sets.Load() - r.exits.Load(); approx > n {
+		n += (approx - n + 1<<(costCountBits-1)) >> costCountBits << costCountBits
+	}
+	if n++; n > r.held.Load() {
+		r.held.Store(n)
+		if n >= r.grid.hi {
+			r.grid = ristrettoTableGrid(n)
+		}
+		r.charge(r.grid.cost(n))
+	}
+	return allocSize(len(e))<<costCountBits | 1
+}
+
+// costHeld returns the cost ristretto holds, MaxCost − RemainingCost,
+// read again if admit moved MaxCost in between.
+func (r *ristrettoEngine) costHeld() int64 {
+	for {
+		m := r.c.MaxCost()
+		rem := r.c.RemainingCost()
+		if r.c.MaxCost() == m {
+			return m - rem
+		}
+	}
+}
+
+// charge charges t bytes of tables, leaving the rest for entries, but
+// at least a 16th: on a budget so small that the tables of the entries
+// it holds would take more (a few KiB for entries, holding some tens of
+// them), the L1 keeps turning its entries over, and the heap passes
+// MaxBytes by what the tables take beyond 15/16.
+func (r *ristrettoEngine) charge(t int64) {
+	t = min(t, r.usable-r.usable/16)
+	r.tables.Store(t)
+	r.c.UpdateMaxCost((r.usable-t)<<costCountBits | costCountMask) // the low bits are for the count
 }
 
 func (r *ristrettoEngine) del(h uint64) { r.c.Del(h) }
-func (r *ristrettoEngine) wait()        { r.c.Wait() }
-func (r *ristrettoEngine) close()       { r.c.Close() }
+
+func (r *ristrettoEngine) wait() { r.c.Wait() }
+
+func (r *ristrettoEngine) close() { r.c.Close() }
 
 func (r *ristrettoEngine) stats() engineStats {
 	return engineStats{
-		used:       r.c.MaxCost() - r.c.RemainingCost(),
+		used:       r.costHeld()>>costCountBits + r.tables.Load(),
 		evictions:  r.evictions.Load(),
 		rejections: r.rejections.Load(),
 	}

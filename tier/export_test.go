@@ -8,3 +8,11 @@ func (t *Tier) WaitL1() {
 		sh.active.Add(-1)
 	}
 }
+
+// L1Held returns, on ristretto, the most items held and the items held.
+func (t *Tier) L1Held() (most, now int64) {
+	if r, ok := t.l1.(*ristrettoEngine); ok {
+		return r.held.Load(), r.costHeld() & costCountMask
+	}
+	return 0, 0
+}

@@ -51,17 +51,7 @@ func TestHeapWithinBudget(t *testing.T) {
 		for _, size := range []int{16, 100, 4 << 10} {
 			for _, budget := range heapBudgets(t) {
 				t.Run(fmt.Sprintf("%s/%dB/%dMiB", e, size, budget>>20), func(t *testing.T) {
-					lo, hi := 0.85, 1.10
-					if e == tier.EngineRistretto && size < 1<<10 {
-						// Small entries on ristretto: its store is 256 Go maps
-						// that grow together, so an item's share of them swings
-						// between about 130 and 225 bytes with the number of
-						// entries (and with churn: deletions leave tombstones
-						// that make a map grow), and EntryCost charges the
-						// middle (see TestEngineCosts). Measured: 1.16–1.19
-						// with 16-byte values, 0.96–1.12 with 100-byte ones.
-						lo, hi = 0.75, 1.25
-					}
+					const lo, hi = 0.85, 1.10
 					ratio := heapRatio(t, e, size, budget)
 					if ratio < lo || ratio > hi {
 						t.Errorf("heap growth / MaxBytes = %.3f, want %.2f to %.2f", ratio, lo, hi)
@@ -73,12 +63,16 @@ func TestHeapWithinBudget(t *testing.T) {
 }
 
 // heapRatio returns the heap growth of a tier on e with the given budget,
-// after reading keys of size-byte values worth twice the budget, over its
+// after reading keys of size-byte values worth about twice the budget, over its
 // budget. Otter takes every fill in, so one pass fills it; ristretto's
 // admission wants keys seen before, so they are read three times.
 func heapRatio(t *testing.T, e tier.Engine, size int, budget int64) float64 {
 	ctx := t.Context()
-	n := int(2 * budget / e.EntryCost(13, size))
+	per := e.EntryCost(13, size) // and the entry's share of the tables
+	if m := 1 << 16; e.TableCost(m) > 0 {
+		per += e.TableCost(m) / int64(m)
+	}
+	n := int(2 * budget / per)
 	l2 := memory.New(nil)
 	defer l2.Close()
 	value := make([]byte, size)
@@ -113,6 +107,9 @@ func heapRatio(t *testing.T, e tier.Engine, size int, budget int64) float64 {
 	ratio := float64(grown) / float64(budget)
 	t.Logf("%s, %d-byte values, MaxBytes %d MiB: heap grew %.1f MiB (%.3f × MaxBytes); L1Bytes %.1f MiB (fixed %.2f MiB), %d fills, %d evictions",
 		e, size, budget>>20, float64(grown)/(1<<20), ratio, float64(s.L1Bytes)/(1<<20), float64(s.L1FixedBytes)/(1<<20), s.Fills, s.L1Evictions)
+	if most, now := tr.L1Held(); most > 0 {
+		t.Logf("ristretto held %d items at most, %d now", most, now)
+	}
 	runtime.KeepAlive(keys)
 	return ratio
 }

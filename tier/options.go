@@ -58,10 +58,11 @@ type Options struct {
 	// MaxBytes bounds the heap the L1 uses: its fixed structures
 	// (Engine.FixedCost, charged at creation) and every cached entry, each
 	// charged what it costs (Engine.EntryCost: its allocation, rounded up
-	// to Go's size class, and the engine's bookkeeping). Engine.Budget
-	// gives the MaxBytes that holds a number of entries. Default
-	// DefaultMaxBytes (64 MiB); the minimum, Engine.Budget(4, 16, 16), is
-	// a few hundred KiB.
+	// to Go's size class, and the engine's bookkeeping), and on ristretto
+	// its hash tables, charged as they grow (Engine.TableCost).
+	// Engine.Budget gives the MaxBytes that holds a number of entries.
+	// Default DefaultMaxBytes (64 MiB); the minimum, Engine.Budget(4, 16,
+	// 16), is a few hundred KiB; on ristretto the maximum is 4 TiB.
 	MaxBytes int64
 
 	// MaxLocalTTL caps how long an entry may stay in L1, whatever its L2
@@ -159,6 +160,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if min := out.Engine.minBudget(); out.MaxBytes < min {
 		return out, fmt.Errorf("tier: MaxBytes %d is below the minimum %d of engine %s (its fixed structures and 4 small entries)", out.MaxBytes, min, out.Engine)
+	}
+	if out.Engine == EngineRistretto && out.MaxBytes > maxRistrettoBytes {
+		return out, fmt.Errorf("tier: MaxBytes %d is above the maximum %d of engine %s", out.MaxBytes, int64(maxRistrettoBytes), out.Engine)
 	}
 	if out.Clock == nil {
 		out.Clock = strata.SystemClock{}

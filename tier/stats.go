@@ -57,7 +57,7 @@ type Stats struct {
 	L1NegativeHits uint64  // reads answered by L1 with a cached absence
 	L1Misses       uint64  // reads that went to the L2
 	L1HitRatio     float64 // (L1Hits+L1NegativeHits) / all reads; 0 before the first
-	L1Bytes        int64   // bytes charged against MaxBytes: L1FixedBytes and the entries' Engine.EntryCost
+	L1Bytes        int64   // bytes charged against MaxBytes: L1FixedBytes, the entries' Engine.EntryCost and ristretto's tables (Engine.TableCost)
 	L1FixedBytes   int64   // bytes of the L1's fixed structures, charged at creation (Engine.FixedCost)
 	L1MaxBytes     int64   // Options.MaxBytes
 	L1Evictions    uint64  // entries the engine evicted to make room
