@@ -247,7 +247,8 @@ func openWrapped(ctx context.Context, u *url.URL, name, inner string, wrap WrapO
 // "//", so the parser sees no user information), and the value of every
 // query parameter whose name says it holds a secret (password, passwd, pwd,
 // pass, secret, token, auth, credential, api_key, private, signature, in
-// any case, as part of a longer name too), and any fragment. A string that does not parse as
+// any case, as part of a longer name too), the part of a path before its
+// last "@", and any fragment. A string that does not parse as
 // a URL is reduced to its scheme, since it may hold a secret in a form the
 // parser does not recognize. Use it for every URL that goes into an error,
 // a log line or printed output.
@@ -276,6 +277,15 @@ func redactParsed(u *url.URL) (string, bool) {
 	}
 	if _, has := u.User.Password(); has {
 		u.User, changed = url.UserPassword(u.User.Username(), redacted), true
+	}
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+		// User information where the parser saw a path: a URL without a
+		// scheme ("0/:secret@host") or with a slash too many.
+		lead := ""
+		if strings.HasPrefix(u.Path, "/") {
+			lead = "/"
+		}
+		u.Path, u.RawPath, changed = lead+redacted+u.Path[i:], "", true
 	}
 	if q, ok := redactQuery(u.RawQuery); ok {
 		u.RawQuery, changed = q, true

@@ -19,7 +19,7 @@ func QuoteKey(key []byte) string { return kit.QuoteKey(key) }
 // user information's password, an opaque form's user information, and
 // the values of query parameters whose names suggest a secret (password,
 // pwd, pass, secret, token, auth, credential, api_key, private,
-// signature), and any fragment. A string that does not parse as a URL is reduced to its
+// signature), the part of a path before its last "@", and any fragment. A string that does not parse as a URL is reduced to its
 // scheme. Use it for every URL that goes into an error, a log line or
 // printed output.
 func RedactURL(rawURL string) string { return kit.RedactURL(rawURL) }

@@ -552,7 +552,7 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 		case err != nil:
 			bad("url: %w", err)
 		case o.MasterName != "" && o.MasterName != name:
-			bad("url: master name %q: sentinel_master is set to another", name)
+			bad("url: the master name differs from sentinel_master")
 		}
 		o.MasterName, r.db = name, db
 	default:
@@ -587,12 +587,12 @@ func (o Options) mergeURL(u *url.URL, r *resolved) error {
 	if p := strings.TrimPrefix(u.Path, "/"); p != "" && !isSentinelScheme(u.Scheme) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 {
-			bad("url: path %q: want a database number such as /0", u.Path)
+			bad("url: path: want a database number such as /0")
 		}
 		r.db = n
 	}
 	if u.Fragment != "" {
-		bad("url: fragment %q not allowed", u.Fragment)
+		bad("url: a fragment (\"#...\") is not allowed")
 	}
 	if err := o.mergeQuery(u); err != nil {
 		return err

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -25,7 +24,7 @@ func sentinelPath(path string) (name string, db int, err error) {
 	if dbs = strings.TrimSuffix(dbs, "/"); dbs != "" {
 		db, err = strconv.Atoi(dbs)
 		if err != nil || db < 0 || strings.Contains(dbs, "/") {
-			return "", 0, fmt.Errorf("path %q: want /master-name or /master-name/db with db a database number such as 0", path)
+			return "", 0, errors.New("path: want /master-name or /master-name/db with db a database number such as 0")
 		}
 	}
 	return name, db, nil

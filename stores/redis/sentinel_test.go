@@ -56,7 +56,7 @@ func TestSentinelURL(t *testing.T) {
 		{redis.Options{URL: "redis+sentinel://s1"}, "no master name"},
 		{redis.Options{URL: "redis+sentinel://s1/m/x"}, "database number"},
 		{redis.Options{URL: "redis+sentinel://s1/m/0/1"}, "database number"},
-		{redis.Options{URL: "redis+sentinel://s1/m", MasterName: "other"}, "sentinel_master is set to another"},
+		{redis.Options{URL: "redis+sentinel://s1/m", MasterName: "other"}, "differs from sentinel_master"},
 		{redis.Options{URL: "redis+sentinel://s1/m", ClusterMode: true}, "sentinel_master: given with cluster_mode"},
 		{redis.Options{URL: "redis://h", SentinelPassword: "spw"}, "without sentinel_master"},
 		{redis.Options{URL: "redis://h", MasterName: "my master"}, "white space"},
