@@ -29,7 +29,10 @@ func FuzzParseLocation(f *testing.F) {
 			if !errors.Is(err, strata.ErrInvalidConfig) {
 				t.Fatalf("parseLocation(%q) = %v, want ErrInvalidConfig", raw, err)
 			}
-			if strings.Contains(err.Error(), "secret") && !strings.Contains(strings.ReplaceAll(raw, "secret", ""), "secret") {
+			// "secret" is a password where it stands before an "@" (user
+			// information, however the parser reads it); elsewhere (a
+			// path, a host) it is not one.
+			if strings.Count(raw, "secret") == 1 && strings.Contains(raw, "secret@") && strings.Contains(err.Error(), "secret") {
 				t.Fatalf("error shows a password: %v", err)
 			}
 			return
